@@ -1,0 +1,95 @@
+"""fireworks_deploy: asyncio-native management of Fireworks deployments and weight hot-loading."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._config import RetryPolicy, Timeouts
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    DeletionTimeoutError,
+    DeploymentFailedError,
+    DeploymentNotFoundError,
+    FireworksError,
+    FleetError,
+    HotloadFailedError,
+    HotloadTimeoutError,
+    InternalServerError,
+    InvalidConfigError,
+    ManagerClosedError,
+    NotFoundError,
+    OperationError,
+    PermissionDeniedError,
+    RateLimitError,
+    ReadyTimeoutError,
+    ResponseValidationError,
+    WaitTimeoutError,
+    WarmupError,
+)
+from ._fleet import FleetResult, Outcome
+from ._manager import AsyncDeploymentManager
+from ._models import (
+    DeploymentConfig,
+    DeploymentInfo,
+    DeploymentState,
+    HotloadStatus,
+    IncrementalSnapshotMetadata,
+    LoadedAdapter,
+    LoadingState,
+    ReplicaStatus,
+    WarmupResult,
+)
+from ._sync import DeploymentManager
+
+try:
+    __version__ = version("fireworks-deploy")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = "0.0.0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncDeploymentManager",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "DeletionTimeoutError",
+    "DeploymentConfig",
+    "DeploymentFailedError",
+    "DeploymentInfo",
+    "DeploymentManager",
+    "DeploymentNotFoundError",
+    "DeploymentState",
+    "FireworksError",
+    "FleetError",
+    "FleetResult",
+    "HotloadFailedError",
+    "HotloadStatus",
+    "HotloadTimeoutError",
+    "IncrementalSnapshotMetadata",
+    "InternalServerError",
+    "InvalidConfigError",
+    "LoadedAdapter",
+    "LoadingState",
+    "ManagerClosedError",
+    "NotFoundError",
+    "OperationError",
+    "Outcome",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ReadyTimeoutError",
+    "ReplicaStatus",
+    "ResponseValidationError",
+    "RetryPolicy",
+    "Timeouts",
+    "WaitTimeoutError",
+    "WarmupError",
+    "WarmupResult",
+    "__version__",
+]

@@ -1,0 +1,245 @@
+"""Many-deployment operations on anyio task groups, under one deadline, with every outcome kept."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import anyio
+import attrs
+
+from ._config import Deadline, check_positive
+from ._errors import FireworksError, FleetError, InvalidConfigError, ReadyTimeoutError
+from ._http import error_retry_after, is_transient
+from ._models import (
+    DeploymentInfo,
+    DeploymentState,
+    HotloadStatus,
+    MetadataLike,
+    check_hotload_args,
+    validate_deployment_id,
+)
+from ._polling import PollSchedule
+
+if TYPE_CHECKING:
+    from ._manager import AsyncDeploymentManager
+
+__all__ = ["FleetResult", "Outcome"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Outcome(Generic[T]):
+    """One deployment's result in a fleet operation: a value or the error it ended with."""
+
+    deployment_id: str
+    value: T | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@attrs.frozen
+class FleetResult(Generic[T]):
+    """Every deployment's outcome, in the order the deployments were given."""
+
+    outcomes: tuple[Outcome[T], ...]
+    elapsed_s: float
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def succeeded(self) -> dict[str, T]:
+        return {o.deployment_id: o.value for o in self.outcomes if o.ok and o.value is not None}
+
+    @property
+    def failed(self) -> dict[str, Exception]:
+        return {o.deployment_id: o.error for o in self.outcomes if o.error is not None}
+
+    def __getitem__(self, deployment_id: str) -> Outcome[T]:
+        for outcome in self.outcomes:
+            if outcome.deployment_id == deployment_id:
+                return outcome
+        raise KeyError(deployment_id)
+
+    def __iter__(self) -> Iterator[Outcome[T]]:
+        return iter(self.outcomes)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    def raise_for_failures(self, what: str = "fleet operation") -> None:
+        """Raise `FleetError` (carrying this result) if any deployment failed."""
+        failed = self.failed
+        if failed:
+            first_id, first = next(iter(failed.items()))
+            raise FleetError(
+                f"{what} failed for {len(failed)} of {len(self.outcomes)} deployment(s); "
+                f"first: {first_id}: {first}",
+                result=self,
+            )
+
+
+def _check_ids(deployment_ids: Sequence[str]) -> list[str]:
+    if isinstance(deployment_ids, str) or not isinstance(deployment_ids, Sequence):
+        raise InvalidConfigError("deployment_ids must be a list of deployment ids.")
+    ids = [validate_deployment_id(i) for i in deployment_ids]
+    if not ids:
+        raise InvalidConfigError("deployment_ids is empty.")
+    if len(set(ids)) != len(ids):
+        raise InvalidConfigError("deployment_ids has duplicates.")
+    return ids
+
+
+def _finish(
+    ids: list[str],
+    outcomes: Mapping[str, Outcome[T]],
+    started: float,
+    what: str,
+    return_exceptions: bool,
+) -> FleetResult[T]:
+    result = FleetResult(tuple(outcomes[i] for i in ids), time.monotonic() - started)
+    if not return_exceptions:
+        result.raise_for_failures(what)
+    return result
+
+
+async def wait_for_ready_many(
+    manager: AsyncDeploymentManager,
+    deployment_ids: Sequence[str],
+    timeout_s: float,
+    poll_interval_s: float,
+    *,
+    return_exceptions: bool,
+) -> FleetResult[DeploymentInfo]:
+    """One list read (per page of 200) per poll covers the whole fleet; CREATING ones are probed."""
+    ids = _check_ids(deployment_ids)
+    deadline = Deadline(check_positive("timeout_s", timeout_s))
+    schedule = PollSchedule(check_positive("poll_interval_s", poll_interval_s))
+    started = time.monotonic()
+    outcomes: dict[str, Outcome[DeploymentInfo]] = {}
+    last_seen: dict[str, DeploymentInfo] = {}
+    pending = set(ids)
+    poll = 0
+    while pending:
+        gap = schedule.gap(poll)
+        poll += 1
+        try:
+            listed = {
+                info.deployment_id: info for info in await manager._list(deadline, retry=False)
+            }
+        except Exception as exc:
+            if not is_transient(exc):
+                for i in pending:
+                    outcomes[i] = Outcome(i, error=exc)
+                break
+            gap = max(gap, error_retry_after(exc) or 0.0)
+        else:
+            last_seen.update({i: listed[i] for i in pending if i in listed})
+            creating = [
+                i for i in pending if i in listed and listed[i].state == DeploymentState.CREATING
+            ]
+            probes: dict[str, bool] = {}
+            probe_errors: dict[str, Exception] = {}
+
+            async with anyio.create_task_group() as tg:
+                for i in creating:
+                    tg.start_soon(_probe_into, manager, listed[i], deadline, probes, probe_errors)
+            for i in list(pending):
+                try:
+                    if i in probe_errors:
+                        raise probe_errors[i]
+                    ready = manager.readiness(i, listed.get(i), probes.get(i, False))
+                except FireworksError as exc:
+                    outcomes[i] = Outcome(i, error=exc)
+                    pending.discard(i)
+                else:
+                    if ready is not None:
+                        outcomes[i] = Outcome(i, value=ready)
+                        pending.discard(i)
+        if not pending:
+            break
+        if deadline.remaining() <= 0:
+            break
+        await anyio.sleep(deadline.cap(gap))
+    for i in pending:
+        info = last_seen.get(i)
+        outcomes[i] = Outcome(
+            i,
+            error=ReadyTimeoutError(
+                f"Deployment {i!r} was not ready within {deadline.timeout_s:g}s "
+                f"(last state {info.state if info else 'unknown'}).",
+                timeout_s=deadline.timeout_s,
+                last_status=info,
+            ),
+        )
+    return _finish(ids, outcomes, started, "wait_for_ready_many", return_exceptions)
+
+
+async def _probe_into(
+    manager: AsyncDeploymentManager,
+    info: DeploymentInfo,
+    deadline: Deadline,
+    probes: dict[str, bool],
+    errors: dict[str, Exception],
+) -> None:
+    try:
+        probes[info.deployment_id] = await manager._probe(info.inference_model, deadline)
+    except FireworksError as exc:
+        errors[info.deployment_id] = exc
+
+
+async def hotload_and_wait_many(
+    manager: AsyncDeploymentManager,
+    deployment_ids: Sequence[str],
+    base_model: str,
+    snapshot_identity: str,
+    incremental_snapshot_metadata: MetadataLike | None,
+    reset_prompt_cache: bool,
+    timeout_seconds: float,
+    poll_interval_s: float,
+    *,
+    return_exceptions: bool,
+) -> FleetResult[HotloadStatus]:
+    """Every deployment's hot-load and wait run at once, inside one task group and deadline."""
+    ids = _check_ids(deployment_ids)
+    metadata = None
+    for i in ids:
+        metadata = check_hotload_args(
+            i, base_model, snapshot_identity, incremental_snapshot_metadata, None, None
+        )
+    deadline = Deadline(check_positive("timeout_seconds", timeout_seconds))
+    interval = check_positive("poll_interval_s", poll_interval_s)
+    started = time.monotonic()
+    outcomes: dict[str, Outcome[HotloadStatus]] = {}
+
+    async def one(deployment_id: str) -> None:
+        try:
+            await manager._hotload(
+                deployment_id,
+                base_model,
+                snapshot_identity,
+                metadata,
+                reset_prompt_cache,
+                deadline,
+                None,
+                None,
+            )
+            status = await manager._wait_for_hotload(
+                deployment_id, base_model, snapshot_identity, deadline, interval
+            )
+        except FireworksError as exc:
+            outcomes[deployment_id] = Outcome(deployment_id, error=exc)
+        else:
+            outcomes[deployment_id] = Outcome(deployment_id, value=status)
+
+    async with anyio.create_task_group() as tg:
+        for i in ids:
+            tg.start_soon(one, i)
+    return _finish(ids, outcomes, started, "hotload_and_wait_many", return_exceptions)
