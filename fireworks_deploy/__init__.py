@@ -1,6 +1,7 @@
 """fireworks_deploy: asyncio-native management of Fireworks deployments and weight hot-loading."""
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
 from ._config import RetryPolicy, Timeouts
 from ._errors import (
@@ -20,6 +21,7 @@ from ._errors import (
     HotloadTimeoutError,
     InternalServerError,
     InvalidConfigError,
+    LeaseCleanupError,
     ManagerClosedError,
     NotFoundError,
     OperationError,
@@ -31,6 +33,7 @@ from ._errors import (
     WarmupError,
 )
 from ._fleet import FleetResult, Outcome
+from ._lease import DeploymentLease, SyncDeploymentLease
 from ._manager import AsyncDeploymentManager
 from ._models import (
     DeploymentConfig,
@@ -46,8 +49,8 @@ from ._models import (
 from ._sync import DeploymentManager
 
 try:
-    __version__ = version("fireworks-deploy")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+    __version__ = _version("fireworks-deploy")
+except _PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
 __all__ = [
@@ -63,6 +66,7 @@ __all__ = [
     "DeploymentConfig",
     "DeploymentFailedError",
     "DeploymentInfo",
+    "DeploymentLease",
     "DeploymentManager",
     "DeploymentNotFoundError",
     "DeploymentState",
@@ -75,6 +79,7 @@ __all__ = [
     "IncrementalSnapshotMetadata",
     "InternalServerError",
     "InvalidConfigError",
+    "LeaseCleanupError",
     "LoadedAdapter",
     "LoadingState",
     "ManagerClosedError",
@@ -87,6 +92,7 @@ __all__ = [
     "ReplicaStatus",
     "ResponseValidationError",
     "RetryPolicy",
+    "SyncDeploymentLease",
     "Timeouts",
     "WaitTimeoutError",
     "WarmupError",

@@ -25,7 +25,8 @@ FireworksError
 │   ├── ReadyTimeoutError
 │   ├── HotloadTimeoutError
 │   └── DeletionTimeoutError
-└── FleetError (ExceptionGroup-free summary) some deployments of a fleet operation failed
+├── FleetError (ExceptionGroup-free summary) some deployments of a fleet operation failed
+└── LeaseCleanupError                        a lease could not release what it created
 ```
 
 Every message names the object, what was observed and what to do; none carries the API key.
@@ -56,6 +57,7 @@ __all__ = [
     "HotloadTimeoutError",
     "InternalServerError",
     "InvalidConfigError",
+    "LeaseCleanupError",
     "ManagerClosedError",
     "NotFoundError",
     "OperationError",
@@ -242,3 +244,15 @@ class FleetError(FireworksError):
     def __init__(self, message: str, *, result: FleetResult[Any]) -> None:
         super().__init__(message)
         self.result = result
+
+
+class LeaseCleanupError(FireworksError):
+    """A lease could not scale to zero or delete some deployments it created.
+
+    `failures` maps each such deployment id to what went wrong; `__cause__` is the error the
+    lease's block ended with, if any.
+    """
+
+    def __init__(self, message: str, *, failures: Mapping[str, Exception]) -> None:
+        super().__init__(message)
+        self.failures: dict[str, Exception] = dict(failures)

@@ -138,6 +138,7 @@ async def wait_for_ready_many(
             if not is_transient(exc):
                 for i in pending:
                     outcomes[i] = Outcome(i, error=exc)
+                pending.clear()  # reported as this error, not as a timeout below
                 break
             gap = max(gap, error_retry_after(exc) or 0.0)
         else:

@@ -11,7 +11,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -212,6 +212,8 @@ class HTTPClient:
         self._gate: anyio.Semaphore | None = None
         self._closed = False
         self._rng = random.Random()  # noqa: S311 - backoff jitter only
+        #: The backoff sleep; tests replace it to record delays instead of waiting.
+        self.sleep: Callable[[float], Awaitable[None]] = anyio.sleep
 
     @property
     def closed(self) -> bool:
@@ -268,11 +270,13 @@ class HTTPClient:
         budget = deadline.cap(attempt_timeout_s)
         shown = f"{method} {url}"
         if budget <= 0:
-            raise APITimeoutError(
+            expired = APITimeoutError(
                 f"{shown} was not sent: the operation's deadline had passed.",
                 method=method,
                 url=str(url),
             )
+            expired.request_sent = False
+            raise expired
         headers = self.auth_headers(gateway=gateway)
         if extra_headers:
             headers.update(extra_headers)
@@ -287,8 +291,9 @@ class HTTPClient:
         )
         logger.debug("sending %s", shown)
         try:
-            async with self._gate_for_loop():
-                with anyio.fail_after(budget):
+            # Waiting for a slot in the concurrency gate counts against the attempt's budget.
+            with anyio.fail_after(budget):
+                async with self._gate_for_loop():
                     response = await client.send(request)
                     await response.aread()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -324,7 +329,11 @@ class HTTPClient:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
         attempt_timeout = attempt_timeout_s or self.timeouts.control_plane_s
         attempt = 0
+        last_error: Exception | None = None
         while True:
+            if last_error is not None and deadline.expired:
+                # The backoff sleep overran the deadline: report what the server last said.
+                raise last_error
             try:
                 response = await self.send_once(
                     method,
@@ -341,6 +350,7 @@ class HTTPClient:
                 delay = self.retry.delay(attempt, None, self._rng)
                 if delay >= deadline.remaining():
                     raise
+                last_error = exc
                 logger.info("%s failed (%s); retrying in %.2fs", f"{method} {url}", exc, delay)
             else:
                 body = _decode(response)
@@ -354,7 +364,7 @@ class HTTPClient:
                             body=response.text[:2000],
                         )
                     return Response(response.status_code, body, response.headers)
-                error = status_error(response, body, method=method, url=str(url))
+                error = self._redact(status_error(response, body, method=method, url=str(url)))
                 retryable = response.status_code in RETRYABLE_STATUSES and (
                     idempotent or response.status_code in NOT_PROCESSED_STATUSES
                 )
@@ -364,6 +374,7 @@ class HTTPClient:
                 delay = self.retry.delay(attempt, retry_after, self._rng)
                 if delay >= deadline.remaining():
                     raise error
+                last_error = error
                 logger.info(
                     "%s answered %s; retrying in %.2fs",
                     f"{method} {url}",
@@ -371,7 +382,18 @@ class HTTPClient:
                     delay,
                 )
             attempt += 1
-            await anyio.sleep(delay)
+            await self.sleep(delay)
+
+    def _redact(self, error: APIStatusError) -> APIStatusError:
+        """Remove the API key from what the server echoed back (some gateways quote it)."""
+        key = self._api_key.get()
+        if key in error.message or key in error.server_message:
+            error.message = error.message.replace(key, "***")
+            error.server_message = error.server_message.replace(key, "***")
+            error.args = (error.message,)
+            if isinstance(error.body, str):
+                error.body = error.body.replace(key, "***")
+        return error
 
     async def aclose(self) -> None:
         """Close every pooled client. Errors are raised, not swallowed."""

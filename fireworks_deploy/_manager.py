@@ -48,6 +48,7 @@ from ._http import (
     parse_base_url,
     parse_retry_after,
 )
+from ._lease import DeploymentLease, LeaseAction
 from ._models import (
     DeploymentConfig,
     DeploymentInfo,
@@ -271,6 +272,7 @@ class AsyncDeploymentManager:
             self._base_url, f"/v1/accounts/{account}/deployments", _wire.create_params(config)
         )
         body = _wire.deployment_body(config)
+        attempt = 0
         while True:
             try:
                 response = await self._http.request(
@@ -299,8 +301,11 @@ class AsyncDeploymentManager:
                         "Create of %s landed before its answer was lost", config.deployment_id
                     )
                     return existing
-                if deadline.expired:
+                delay = self._http.retry.delay(attempt)
+                attempt += 1
+                if delay >= deadline.remaining():
                     raise lost from None
+                await self._http.sleep(delay)  # back off before sending the POST again
                 continue
             return _wire.deployment_from_wire(
                 response.json, account_id=account, deployment_id=config.deployment_id
@@ -396,7 +401,8 @@ class AsyncDeploymentManager:
         except APIConnectionError:
             return False
         if response.status_code in (401, 403):
-            raise AuthenticationError(
+            cls = AuthenticationError if response.status_code == 401 else PermissionDeniedError
+            raise cls(
                 f"The completions probe for {model} was refused with HTTP "
                 f"{response.status_code}: check the API key.",
                 status_code=response.status_code,
@@ -583,6 +589,7 @@ class AsyncDeploymentManager:
         headers = await self._hotload_headers(
             deployment_id, base_model, deadline, path, cmek_resource
         )
+        attempt = 0
         while True:
             send_reset = (
                 None
@@ -611,7 +618,7 @@ class AsyncDeploymentManager:
                     self._reset_prompt_cache_supported[gateway] = False
                     continue
                 raise
-            except APIConnectionError:
+            except APIConnectionError as lost:
                 if deadline.expired:
                     raise
                 if await self._hotload_landed(deployment_id, base_model, identity, deadline):
@@ -621,6 +628,11 @@ class AsyncDeploymentManager:
                         deployment_id,
                     )
                     return {}
+                delay = self._http.retry.delay(attempt)
+                attempt += 1
+                if delay >= deadline.remaining():
+                    raise lost from None
+                await self._http.sleep(delay)  # back off before sending the POST again
                 continue
             if send_reset is not None:
                 self._reset_prompt_cache_supported.setdefault(gateway, True)
@@ -842,6 +854,14 @@ class AsyncDeploymentManager:
             attempts=attempts,
             last_status=last_status,
         )
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def lease(
+        self, on_exit: LeaseAction = "scale_to_zero", *, cleanup_timeout_s: float = 120.0
+    ) -> DeploymentLease:
+        """A context manager that scales to zero (or deletes) what it created, on any exit."""
+        return DeploymentLease(self, on_exit, cleanup_timeout_s=cleanup_timeout_s)
 
     # -- fleets ----------------------------------------------------------------------------
 

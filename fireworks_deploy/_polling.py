@@ -148,27 +148,30 @@ class PollHub:
         retry_after: Callable[[Exception], float | None],
     ) -> None:
         while (delay := channel.next_fetch_at - self._clock()) > 0:
-            if delay >= deadline.remaining():
-                await anyio.sleep(deadline.remaining())
+            remaining = deadline.remaining()
+            if remaining <= 0:
                 return
+            # A waiter that joins wakes us early; our own deadline may end the wait first.
             wake = channel.wake
-            with anyio.move_on_after(delay):
+            with anyio.move_on_after(min(delay, remaining)):
                 await wake.wait()
         started = self._clock()
         self.fetches += 1
         gap = schedule.gap(channel.gap_index)
         channel.gap_index += 1
+        # Set before the fetch, so that a waiter joining while it is in flight can pull the
+        # next poll forward (it needs an observation that starts after it joined).
+        channel.next_fetch_at = started + gap
         try:
             value = await fetch(deadline)
         except Exception as exc:  # published to every waiter, whose evaluate decides
             channel.latest = Observation(None, exc, started)
             floor = retry_after(exc)
             if floor is not None:
-                gap = max(gap, floor)
+                channel.next_fetch_at = max(channel.next_fetch_at, started + floor)
         else:
             channel.latest = Observation(value, None, started)
         channel.version += 1
-        channel.next_fetch_at = started + gap
 
 
 def _fire(channel: _Channel, name: str) -> None:

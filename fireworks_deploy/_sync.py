@@ -21,6 +21,7 @@ import httpx
 from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
 from ._errors import ManagerClosedError
 from ._fleet import FleetResult
+from ._lease import LeaseAction, SyncDeploymentLease
 from ._manager import AsyncDeploymentManager
 from ._models import (
     DeploymentConfig,
@@ -110,18 +111,28 @@ class DeploymentManager:
             )
 
     def _call(self, func: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any) -> T:
+        finished = threading.Event()
+
+        async def run() -> T:
+            try:
+                return await func(*args, **kwargs)
+            finally:
+                finished.set()
+
         with self._lock:
             self._check_usable()
             try:
-                future = self._portal.start_task_soon(partial(func, *args, **kwargs))
+                future = self._portal.start_task_soon(run)
             except RuntimeError as exc:
                 raise ManagerClosedError("This DeploymentManager is closed.") from exc
             self._inflight.add(future)
         try:
             return future.result()
         except KeyboardInterrupt:
+            # A cancelled future is "done" at once; wait for the task itself to unwind, so no
+            # request of the interrupted call is still being sent when we re-raise.
             future.cancel()
-            concurrent.futures.wait([future], timeout=_UNWIND_S)
+            finished.wait(_UNWIND_S)
             raise
         except concurrent.futures.CancelledError:
             raise ManagerClosedError(
@@ -313,6 +324,13 @@ class DeploymentManager:
         return self._call(
             self._async.warmup, model, max_retries, retry_interval_s, timeout_s=timeout_s
         )
+
+    def lease(
+        self, on_exit: LeaseAction = "scale_to_zero", *, cleanup_timeout_s: float = 120.0
+    ) -> SyncDeploymentLease:
+        lease = self._async.lease(on_exit, cleanup_timeout_s=cleanup_timeout_s)
+        context = self._portal.wrap_async_context_manager(lease)
+        return SyncDeploymentLease(lease, context, self._call)
 
     def wait_for_ready_many(
         self,

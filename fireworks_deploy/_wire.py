@@ -47,6 +47,37 @@ _ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _converter = cattrs.Converter(forbid_extra_keys=False)
 
 
+# Scalars are strict: cattrs' defaults would call str()/bool()/int() on anything, so a string
+# "false" would read as True and an object as its Python repr.
+def _strict_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _strict_bool(value: Any, _: type) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected a boolean, got {type(value).__name__}")
+    return value
+
+
+def _strict_int(value: Any, _: type) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value.strip()):
+        return int(value)  # proto3 JSON writes 64-bit integers as strings
+    raise TypeError(f"expected an integer, got {value!r:.40}")
+
+
+_converter.register_structure_hook(str, _strict_str)
+_converter.register_structure_hook(bool, _strict_bool)
+_converter.register_structure_hook(int, _strict_int)
+
+
 def camel(name: str) -> str:
     """`hot_load_trainer_job` -> `hotLoadTrainerJob`."""
     head, *rest = name.split("_")
@@ -58,27 +89,55 @@ def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def _objects_only(fn: Any) -> Any:
+    """Wrap a generated structure function so only JSON objects are accepted.
+
+    cattrs' generated code tests keys with `in`, so a string such as "error" would silently
+    read as an object with every field defaulted.
+    """
+
+    def structure(value: Any, cls: type) -> Any:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"expected a JSON object, got {type(value).__name__}")
+        return fn(value, cls)
+
+    return structure
+
+
 # DeploymentInfo: every field is read from its camelCase key (snake_case accepted as fallback).
 _DEPLOYMENT_FIELDS = [f.name for f in attrs.fields(DeploymentInfo) if f.name != "raw"]
 _DEPLOYMENT_OVERRIDES: dict[str, Any] = {n: override(rename=camel(n)) for n in _DEPLOYMENT_FIELDS}
 _converter.register_structure_hook(
     DeploymentInfo,
-    make_dict_structure_fn(
-        DeploymentInfo, _converter, raw=override(omit=True), **_DEPLOYMENT_OVERRIDES
+    _objects_only(
+        make_dict_structure_fn(
+            DeploymentInfo, _converter, raw=override(omit=True), **_DEPLOYMENT_OVERRIDES
+        )
     ),
 )
-for _cls in (ReplicaStatus,):
-    _converter.register_structure_hook(
-        _cls, make_dict_structure_fn(_cls, _converter, raw=override(omit=True))
-    )
-_converter.register_structure_hook(LoadingState, make_dict_structure_fn(LoadingState, _converter))
-_converter.register_structure_hook(LoadedAdapter, make_dict_structure_fn(LoadedAdapter, _converter))
+_converter.register_structure_hook(
+    LoadingState, _objects_only(make_dict_structure_fn(LoadingState, _converter))
+)
+_converter.register_structure_hook(
+    LoadedAdapter, _objects_only(make_dict_structure_fn(LoadedAdapter, _converter))
+)
+# After its parts: a generated function captures the hooks of its fields when it is made.
+_converter.register_structure_hook(
+    ReplicaStatus,
+    _objects_only(make_dict_structure_fn(ReplicaStatus, _converter, raw=override(omit=True))),
+)
 
 
 def _structure(payload: Any, cls: type[T], what: str) -> T:
     try:
         return _converter.structure(payload, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, AttributeError) as exc:
+    except (
+        cattrs.BaseValidationError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+    ) as exc:
         details = (
             "; ".join(cattrs.transform_error(exc))
             if isinstance(exc, cattrs.BaseValidationError)
@@ -128,8 +187,9 @@ def deployment_from_wire(
     if "region" not in data and isinstance(placement, Mapping) and placement.get("region"):
         data["region"] = placement["region"]
     for key in ("state", "hotLoadTransitionType", "hotLoadBucketType", "acceleratorType"):
-        if key in data and not isinstance(data[key], str):
-            data[key] = str(data[key])
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            data[key] = str(value)  # proto3 JSON may send an enum as its number
     data.setdefault("state", "UNKNOWN")
     data.update(name=name, deploymentId=deployment_id, accountId=account_id)
     info = _structure(data, DeploymentInfo, f"deployment {deployment_id!r}")

@@ -1,0 +1,524 @@
+"""The HTTP layer: URLs, retries inside one deadline, Retry-After, error mapping, secrecy."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import respx
+from core_testkit import API_KEY, BASE_URL, FAST_RETRY, sequence
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fireworks_deploy import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    InvalidConfigError,
+    ManagerClosedError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    RetryPolicy,
+    Timeouts,
+)
+from fireworks_deploy._config import Deadline, Secret, check_positive, resolve_api_key
+from fireworks_deploy._http import (
+    HTTPClient,
+    build_url,
+    check_additional_headers,
+    is_transient,
+    parse_base_url,
+    parse_retry_after,
+    server_message,
+)
+
+URL = httpx.URL(BASE_URL + "/v1/thing")
+
+
+class Sleeps:
+    """Records backoff delays instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+@pytest.fixture
+async def client(transport: httpx.MockTransport) -> AsyncIterator[HTTPClient]:
+    http = HTTPClient(
+        api_key=Secret(API_KEY),
+        additional_headers={"X-Extra": "1"},
+        verify_ssl=None,
+        transport=transport,
+        max_concurrency=4,
+        timeouts=Timeouts(),
+        retry=FAST_RETRY,
+    )
+    yield http
+    await http.aclose()
+
+
+@pytest.fixture
+def sleeps(client: HTTPClient) -> Sleeps:
+    recorder = Sleeps()
+    client.sleep = recorder
+    return recorder
+
+
+class TestURLs:
+    @pytest.mark.parametrize(
+        ("base", "expected"),
+        [
+            ("http://h/", "http://h/hot_load/v1/models/hot_load"),
+            ("http://h//", "http://h/hot_load/v1/models/hot_load"),
+            ("http://h/prefix/", "http://h/prefix/hot_load/v1/models/hot_load"),
+            ("https://h:8443", "https://h:8443/hot_load/v1/models/hot_load"),
+        ],
+    )
+    def test_no_double_slash(self, base: str, expected: str) -> None:
+        """A trailing slash on a base URL never produces '//' in the path."""
+        url = build_url(parse_base_url(base, "base_url"), "/hot_load/v1/models/hot_load")
+        assert str(url) == expected
+        assert b"//" not in url.raw_path
+
+    def test_params_are_encoded(self) -> None:
+        """Query parameters are URL-encoded by httpx, not concatenated."""
+        url = build_url(parse_base_url("http://h", "b"), "/x", {"updateMask": "a,b", "q": "x y"})
+        assert url.raw_path == b"/x?updateMask=a%2Cb&q=x+y"
+
+    @pytest.mark.parametrize(
+        "bad", ["", "   ", "ftp://h", "h/path", "http://", "http://h/?q=1", "http://u:p@h", 3]
+    )
+    def test_bad_base_url(self, bad: Any) -> None:
+        """Malformed base URLs raise InvalidConfigError."""
+        with pytest.raises(InvalidConfigError):
+            parse_base_url(bad, "base_url")
+
+
+class TestHeaders:
+    async def test_control_plane_headers(self, client: HTTPClient, router: respx.Router) -> None:
+        """Control-plane requests carry X-Api-Key and JSON content type but no Authorization."""
+        route = router.get("/v1/thing").respond(json={})
+        await client.request("GET", URL, deadline=Deadline(5))
+        headers = route.calls.last.request.headers
+        assert headers["x-api-key"] == API_KEY
+        assert headers["content-type"] == "application/json"
+        assert headers["x-extra"] == "1"
+        assert "authorization" not in headers
+
+    async def test_gateway_headers(self, client: HTTPClient, router: respx.Router) -> None:
+        """Gateway requests add Authorization: Bearer."""
+        route = router.post("/v1/thing").respond(json={})
+        await client.request("POST", URL, deadline=Deadline(5), gateway=True, json_body={})
+        headers = route.calls.last.request.headers
+        assert headers["authorization"] == f"Bearer {API_KEY}"
+        assert headers["x-api-key"] == API_KEY
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {"X-Api-Key": "other"},
+            {"authorization": "x"},
+            {"bad name": "v"},
+            {"X-A": "a\r\nb"},
+            {"X": 1},
+            ["x"],
+        ],
+    )
+    def test_bad_additional_headers(self, headers: Any) -> None:
+        """Headers that are malformed or would replace authentication are refused."""
+        with pytest.raises(InvalidConfigError):
+            check_additional_headers(headers)
+
+
+class TestRetries:
+    async def test_get_retries_5xx_then_succeeds(
+        self, client: HTTPClient, router: respx.Router, sleeps: Sleeps
+    ) -> None:
+        """An idempotent GET is retried on 500/502/503/504/408/429."""
+        codes = [500, 502, 503, 504, 408, 429]
+        route = router.get("/v1/thing").mock(
+            side_effect=sequence(
+                *[httpx.Response(c) for c in codes], httpx.Response(200, json={"ok": 1})
+            )
+        )
+        response = await client.request("GET", URL, deadline=Deadline(5))
+        assert response.json == {"ok": 1}
+        assert route.call_count == len(codes) + 1
+        assert len(sleeps.delays) == len(codes)
+
+    async def test_get_retries_transport_errors(
+        self, client: HTTPClient, router: respx.Router, sleeps: Sleeps
+    ) -> None:
+        """An idempotent GET is retried after connect errors and read timeouts."""
+        route = router.get("/v1/thing").mock(
+            side_effect=sequence(
+                httpx.ConnectError("refused"),
+                httpx.ReadTimeout("slow"),
+                httpx.Response(200, json={}),
+            )
+        )
+        await client.request("GET", URL, deadline=Deadline(5))
+        assert route.call_count == 3
+
+    @pytest.mark.parametrize("code", [500, 502, 504, 408])
+    async def test_post_not_resent_after_server_error(
+        self, client: HTTPClient, router: respx.Router, code: int
+    ) -> None:
+        """A POST is not re-sent after a status that may mean it was processed."""
+        route = router.post("/v1/thing").respond(code)
+        with pytest.raises(APIStatusError):
+            await client.request("POST", URL, deadline=Deadline(5), json_body={})
+        assert route.call_count == 1
+
+    async def test_post_not_resent_after_read_timeout(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """A POST whose answer timed out is not re-sent by the HTTP layer."""
+        route = router.post("/v1/thing").mock(side_effect=httpx.ReadTimeout("slow"))
+        with pytest.raises(APITimeoutError) as info:
+            await client.request("POST", URL, deadline=Deadline(5), json_body={})
+        assert route.call_count == 1
+        assert info.value.request_sent is True
+        assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+
+    @pytest.mark.parametrize(
+        "first", [httpx.Response(429), httpx.Response(503), httpx.ConnectError("refused")]
+    )
+    async def test_post_resent_when_not_processed(
+        self, client: HTTPClient, router: respx.Router, sleeps: Sleeps, first: Any
+    ) -> None:
+        """A POST is re-sent after 429, 503 or a connection that never opened."""
+        route = router.post("/v1/thing").mock(
+            side_effect=sequence(first, httpx.Response(200, json={}))
+        )
+        await client.request("POST", URL, deadline=Deadline(5), json_body={})
+        assert route.call_count == 2
+
+    @pytest.mark.parametrize(
+        ("code", "cls"),
+        [
+            (400, BadRequestError),
+            (401, AuthenticationError),
+            (403, PermissionDeniedError),
+            (404, NotFoundError),
+            (409, ConflictError),
+            (418, APIStatusError),
+        ],
+    )
+    async def test_client_errors_fail_fast(
+        self, client: HTTPClient, router: respx.Router, code: int, cls: type[Exception]
+    ) -> None:
+        """4xx (auth included) raise their typed error after exactly one request."""
+        route = router.get("/v1/thing").respond(code, json={"error": {"message": "nope"}})
+        with pytest.raises(cls) as info:
+            await client.request("GET", URL, deadline=Deadline(5))
+        assert route.call_count == 1
+        assert info.value.status_code == code  # type: ignore[attr-defined]
+        assert info.value.server_message == "nope"  # type: ignore[attr-defined]
+
+    async def test_retry_false_sends_once(self, client: HTTPClient, router: respx.Router) -> None:
+        """retry=False (used inside poll loops) sends exactly one request."""
+        route = router.get("/v1/thing").respond(503)
+        with pytest.raises(InternalServerError):
+            await client.request("GET", URL, deadline=Deadline(5), retry=False)
+        assert route.call_count == 1
+
+    async def test_deadline_bounds_retries(self, client: HTTPClient, router: respx.Router) -> None:
+        """Retries stop at the deadline: a permanent 503 fails in about the budget."""
+        client.retry = RetryPolicy(initial_s=0.01, max_s=0.05)
+        route = router.get("/v1/thing").respond(503)
+        started = time.monotonic()
+        with pytest.raises(InternalServerError):
+            await client.request("GET", URL, deadline=Deadline(0.3))
+        assert time.monotonic() - started < 5
+        assert route.call_count >= 2
+
+    async def test_expired_deadline_sends_nothing(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """A request whose deadline has passed is not sent."""
+        route = router.get("/v1/thing").respond(200, json={})
+        with pytest.raises(APITimeoutError):
+            await client.request("GET", URL, deadline=Deadline(0))
+        assert route.call_count == 0
+
+
+class TestDeadlineEdges:
+    async def test_overrun_reports_the_server_error(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """A backoff that overruns the deadline raises the server's error, not 'not sent'."""
+
+        async def oversleep(delay: float) -> None:
+            await anyio.sleep(delay + 0.3)
+
+        client.sleep = oversleep
+        router.get("/v1/thing").respond(500)
+        with pytest.raises(InternalServerError):
+            await client.request("GET", URL, deadline=Deadline(0.2))
+
+    async def test_gate_wait_counts_against_the_deadline(
+        self, transport: httpx.MockTransport, router: respx.Router
+    ) -> None:
+        """Waiting for a free slot in the concurrency gate is bounded by the deadline."""
+        release = anyio.Event()
+
+        async def slow(request: httpx.Request) -> httpx.Response:
+            await release.wait()
+            return httpx.Response(200, json={})
+
+        router.get("/v1/slow").mock(side_effect=slow)
+        fast = router.get("/v1/thing").respond(200, json={})
+        http = HTTPClient(
+            api_key=Secret(API_KEY),
+            additional_headers={},
+            verify_ssl=None,
+            transport=transport,
+            max_concurrency=1,
+            timeouts=Timeouts(),
+            retry=FAST_RETRY,
+        )
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    lambda: http.request(
+                        "GET", httpx.URL(BASE_URL + "/v1/slow"), deadline=Deadline(10)
+                    )
+                )
+                await anyio.wait_all_tasks_blocked()
+                with anyio.fail_after(5), pytest.raises(APITimeoutError):
+                    await http.request("GET", URL, deadline=Deadline(0.2), retry=False)
+                release.set()
+        finally:
+            await http.aclose()
+        assert fast.call_count == 0
+
+
+class TestRetryAfter:
+    async def test_seconds_honoured(
+        self, client: HTTPClient, router: respx.Router, sleeps: Sleeps
+    ) -> None:
+        """Retry-After in seconds is a floor on the backoff."""
+        router.get("/v1/thing").mock(
+            side_effect=sequence(
+                httpx.Response(429, headers={"Retry-After": "17"}), httpx.Response(200, json={})
+            )
+        )
+        await client.request("GET", URL, deadline=Deadline(60))
+        assert sleeps.delays == [17.0]
+
+    async def test_http_date_honoured(
+        self, client: HTTPClient, router: respx.Router, sleeps: Sleeps
+    ) -> None:
+        """Retry-After as an HTTP-date is honoured too."""
+        when = email.utils.formatdate(time.time() + 10, usegmt=True)
+        router.get("/v1/thing").mock(
+            side_effect=sequence(
+                httpx.Response(503, headers={"Retry-After": when}), httpx.Response(200, json={})
+            )
+        )
+        await client.request("GET", URL, deadline=Deadline(60))
+        assert len(sleeps.delays) == 1
+        assert 8.0 <= sleeps.delays[0] <= 10.5
+
+    async def test_retry_after_beyond_deadline_raises(
+        self, client: HTTPClient, router: respx.Router, sleeps: Sleeps
+    ) -> None:
+        """A Retry-After longer than the time left raises at once instead of overrunning."""
+        route = router.get("/v1/thing").respond(429, headers={"Retry-After": "30"})
+        with pytest.raises(RateLimitError):
+            await client.request("GET", URL, deadline=Deadline(2))
+        assert route.call_count == 1
+        assert sleeps.delays == []
+
+    def test_parse(self) -> None:
+        """Seconds, HTTP-dates, garbage and negatives parse sensibly."""
+        assert parse_retry_after("5") == 5.0
+        assert parse_retry_after(" 1.5 ") == 1.5
+        assert parse_retry_after("-3") == 0.0
+        assert parse_retry_after(None) is None
+        assert parse_retry_after("soon") is None
+        assert parse_retry_after("nan") is None
+        now = 1_700_000_000.0
+        date = email.utils.formatdate(now + 42, usegmt=True)
+        assert parse_retry_after(date, now=now) == pytest.approx(42, abs=1)
+        past = email.utils.formatdate(now - 42, usegmt=True)
+        assert parse_retry_after(past, now=now) == 0.0
+
+
+class TestBackoff:
+    @given(
+        attempt=st.integers(0, 100),
+        initial=st.floats(0.001, 5),
+        cap=st.floats(0.01, 60),
+        retry_after=st.none() | st.floats(0, 1000),
+        seed=st.integers(0, 2**32),
+    )
+    def test_delay_bounds(
+        self, attempt: int, initial: float, cap: float, retry_after: float | None, seed: int
+    ) -> None:
+        """The delay is in [0, cap] unless Retry-After (capped) raises the floor."""
+        import random
+
+        policy = RetryPolicy(initial_s=initial, max_s=cap, max_retry_after_s=60)
+        delay = policy.delay(attempt, retry_after, random.Random(seed))
+        assert delay >= 0
+        if retry_after is None:
+            assert delay <= cap
+        else:
+            assert delay >= min(retry_after, 60)
+            assert delay <= max(cap, min(retry_after, 60))
+
+    def test_no_jitter_is_exponential(self) -> None:
+        """Without jitter the delay doubles up to the cap."""
+        policy = RetryPolicy(initial_s=1, max_s=8, jitter=False)
+        assert [policy.delay(n) for n in range(5)] == [1, 2, 4, 8, 8]
+
+    def test_jitter_spreads(self) -> None:
+        """Full jitter gives different delays for the same attempt."""
+        import random
+
+        rng = random.Random(1)
+        assert len({RetryPolicy().delay(3, None, rng) for _ in range(20)}) > 1
+
+
+class TestBodies:
+    async def test_empty_2xx_body_is_ok(self, client: HTTPClient, router: respx.Router) -> None:
+        """An empty 200 body is accepted (the official client crashes on it)."""
+        router.post("/v1/thing").respond(200, content=b"")
+        response = await client.request("POST", URL, deadline=Deadline(5), json_body={})
+        assert response.json is None
+
+    async def test_non_json_2xx_raises_validation(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """A 2xx body that is not JSON raises ResponseValidationError."""
+        router.get("/v1/thing").respond(200, content=b"<html>")
+        with pytest.raises(ResponseValidationError):
+            await client.request("GET", URL, deadline=Deadline(5))
+
+    async def test_non_json_error_body_message(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """A non-JSON error body's text (first 200 chars) becomes the message."""
+        router.get("/v1/thing").respond(400, content=b"plain failure " * 40)
+        with pytest.raises(BadRequestError) as info:
+            await client.request("GET", URL, deadline=Deadline(5))
+        assert info.value.server_message.startswith("plain failure")
+        assert len(info.value.server_message) == 200
+
+    @pytest.mark.parametrize(
+        ("body", "expected"),
+        [
+            ({"error": {"message": "a"}}, "a"),
+            ({"message": "b"}, "b"),
+            ({"error": "c"}, "c"),
+            ({"code": 5, "message": "d", "details": []}, "d"),
+            (None, "text"),
+        ],
+    )
+    def test_server_message_shapes(self, body: Any, expected: str) -> None:
+        """Fireworks, google.rpc and pydantic error shapes give their message."""
+        assert server_message(body, "text") == expected
+
+
+class TestSecrecy:
+    async def test_key_echoed_by_server_is_redacted(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """A server that quotes the key back does not put it in our exception."""
+        router.get("/v1/thing").respond(401, json={"error": {"message": f"invalid key {API_KEY}"}})
+        with pytest.raises(AuthenticationError) as info:
+            await client.request("GET", URL, deadline=Deadline(5))
+        assert API_KEY not in str(info.value)
+        assert API_KEY not in repr(info.value)
+        assert API_KEY not in info.value.server_message
+
+    def test_secret_repr(self) -> None:
+        """Secret never shows its value."""
+        secret = Secret(API_KEY)
+        assert API_KEY not in repr(secret)
+        assert API_KEY not in str(secret)
+        assert secret.get() == API_KEY
+
+
+class TestLifecycle:
+    async def test_closed_client_refuses(self, client: HTTPClient, router: respx.Router) -> None:
+        """After aclose, requests raise ManagerClosedError."""
+        router.get("/v1/thing").respond(200, json={})
+        await client.aclose()
+        with pytest.raises(ManagerClosedError):
+            await client.request("GET", URL, deadline=Deadline(5))
+
+
+class TestConfig:
+    def test_env_key_fallback(self) -> None:
+        """FIREWORKS_API_KEY is used when no key is passed."""
+        assert resolve_api_key(None, {"FIREWORKS_API_KEY": "k1"}).get() == "k1"
+        assert resolve_api_key("k2", {"FIREWORKS_API_KEY": "k1"}).get() == "k2"
+
+    @pytest.mark.parametrize("env", [{}, {"FIREWORKS_API_KEY": ""}, {"FIREWORKS_API_KEY": "  "}])
+    def test_missing_key(self, env: dict[str, str]) -> None:
+        """No key at all is a clear error naming the variable."""
+        with pytest.raises(InvalidConfigError, match="FIREWORKS_API_KEY"):
+            resolve_api_key(None, env)
+
+    def test_key_with_newline(self) -> None:
+        """A key with a line break is refused (header injection)."""
+        with pytest.raises(InvalidConfigError):
+            resolve_api_key("abc\ndef", {})
+
+    @pytest.mark.parametrize("bad", [-1, 0, float("nan"), float("inf"), "1", True, None])
+    def test_check_positive(self, bad: Any) -> None:
+        """Durations must be positive finite numbers."""
+        with pytest.raises(InvalidConfigError):
+            check_positive("timeout_s", bad)
+
+    def test_deadline(self) -> None:
+        """A deadline counts down on the given monotonic clock."""
+        now = [10.0]
+        deadline = Deadline(5, clock=lambda: now[0])
+        assert deadline.remaining() == 5
+        assert not deadline.expired
+        now[0] = 13.0
+        assert deadline.cap(10) == 2
+        now[0] = 16.0
+        assert deadline.expired
+        assert deadline.remaining() == 0
+        with pytest.raises(InvalidConfigError):
+            Deadline(-1)
+
+
+class TestTransience:
+    @pytest.mark.parametrize(
+        ("error", "expected"),
+        [
+            (APIConnectionError("x"), True),
+            (APIStatusError("x", status_code=503), True),
+            (APIStatusError("x", status_code=425), True),
+            (APIStatusError("x", status_code=401), False),
+            (APIStatusError("x", status_code=404), False),
+            (ValueError("x"), False),
+        ],
+    )
+    def test_is_transient(self, error: Exception, expected: bool) -> None:
+        """Poll loops wait out connection errors, 408/425/429/5xx; not auth errors or 404."""
+        assert is_transient(error) is expected
+
+    def test_not_found_ok(self) -> None:
+        """A 404 counts as transient only where asked (hot-load status during restarts)."""
+        assert is_transient(APIStatusError("x", status_code=404), not_found_ok=True)
