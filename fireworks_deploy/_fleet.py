@@ -156,7 +156,7 @@ async def wait_for_ready_many(
                 try:
                     if i in probe_errors:
                         raise probe_errors[i]
-                    ready = manager.readiness(i, listed.get(i), probes.get(i, False))
+                    ready = manager._readiness(i, listed.get(i), probes.get(i, False))
                 except FireworksError as exc:
                     outcomes[i] = Outcome(i, error=exc)
                     pending.discard(i)
@@ -233,7 +233,12 @@ async def hotload_and_wait_many(
                 None,
             )
             status = await manager._wait_for_hotload(
-                deployment_id, base_model, snapshot_identity, deadline, interval
+                deployment_id,
+                base_model,
+                snapshot_identity,
+                deadline,
+                interval,
+                learn=(deployment_id, metadata is not None),
             )
         except FireworksError as exc:
             outcomes[deployment_id] = Outcome(deployment_id, error=exc)

@@ -60,7 +60,7 @@ from ._models import (
     check_hotload_args,
     validate_deployment_id,
 )
-from ._polling import Observation, PollHub, PollSchedule
+from ._polling import HotloadTiming, Observation, PollHub, PollSchedule
 
 __all__ = ["AsyncDeploymentManager"]
 
@@ -129,6 +129,7 @@ class AsyncDeploymentManager:
         )
         self._account_lock: anyio.Lock | None = None
         self._hub = PollHub()
+        self._hotload_timing = HotloadTiming()
         #: Whether each hot-load gateway accepts `reset_prompt_cache` (None: not known yet).
         self._reset_prompt_cache_supported: dict[str, bool] = {}
 
@@ -340,7 +341,7 @@ class AsyncDeploymentManager:
                     return None
                 raise obs.error
             info, serving = cast("tuple[DeploymentInfo | None, bool]", obs.value)
-            return self.readiness(deployment_id, info, serving)
+            return self._readiness(deployment_id, info, serving)
 
         def on_timeout(last: Observation[tuple[DeploymentInfo | None, bool]] | None) -> Exception:
             info = last.value[0] if last is not None and last.value is not None else None
@@ -363,7 +364,7 @@ class AsyncDeploymentManager:
         )
 
     @staticmethod
-    def readiness(
+    def _readiness(
         deployment_id: str, info: DeploymentInfo | None, serving: bool
     ) -> DeploymentInfo | None:
         """The readiness rule shared by single and fleet waits: info if ready, None to go on."""
@@ -697,7 +698,20 @@ class AsyncDeploymentManager:
         identity: str,
         deadline: Deadline,
         poll_interval_s: float,
+        *,
+        learn: tuple[str, bool] | None = None,
     ) -> HotloadStatus:
+        """Poll until every replica serves `identity`.
+
+        `learn` = (deployment id, is delta) marks a wait that starts right after our own POST:
+        its duration is learned, and later loads of the same kind poll around the predicted
+        completion instead of on a blind backoff.
+        """
+        joined = time.monotonic()
+        timing = self._hotload_timing
+        expected = None if learn is None else timing.predict(*learn)
+        not_done_at: list[float] = []
+
         async def fetch(deadline: Deadline) -> HotloadStatus:
             return await self._hotload_status(deployment_id, base_model, deadline, retry=False)
 
@@ -707,6 +721,12 @@ class AsyncDeploymentManager:
                     return None
                 raise obs.error
             status = cast("HotloadStatus", obs.value)
+            if learn is not None:
+                if status.serves(identity):
+                    lower = not_done_at[-1] - joined if not_done_at else None
+                    timing.record(*learn, lower, obs.started_at - joined)
+                else:
+                    not_done_at.append(obs.started_at)
             failed = status.failed_replicas(identity)
             if failed:
                 raise HotloadFailedError(
@@ -734,7 +754,9 @@ class AsyncDeploymentManager:
             fetch,
             evaluate,
             deadline=deadline,
-            schedule=PollSchedule(poll_interval_s),
+            schedule=PollSchedule(
+                poll_interval_s, expected_at=None if expected is None else joined + expected
+            ),
             on_timeout=on_timeout,
             retry_after=error_retry_after,
         )
@@ -773,7 +795,12 @@ class AsyncDeploymentManager:
             cmek_resource,
         )
         return await self._wait_for_hotload(
-            deployment_id, base_model, snapshot_identity, deadline, interval
+            deployment_id,
+            base_model,
+            snapshot_identity,
+            deadline,
+            interval,
+            learn=(deployment_id, metadata is not None),
         )
 
     # -- inference -------------------------------------------------------------------------

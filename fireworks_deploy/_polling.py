@@ -8,7 +8,9 @@ to the next waiter at once.
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -17,7 +19,7 @@ import attrs
 
 from ._config import Deadline
 
-__all__ = ["Observation", "PollHub", "PollSchedule"]
+__all__ = ["HotloadTiming", "Observation", "PollHub", "PollSchedule"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -25,14 +27,34 @@ R = TypeVar("R")
 
 @attrs.frozen
 class PollSchedule:
-    """Gaps between polls: `first_s`, doubling up to `max_s` (the caller's `poll_interval_s`)."""
+    """When to poll: `first_s`, doubling up to `max_s` (the caller's `poll_interval_s`).
+
+    With `expected_at` (a clock time at which the condition is predicted to hold), polls before
+    it are skipped, one lands just after it, and polls stay `dense_s` apart for `dense_window_s`
+    after it, so completion is seen promptly for about the cost of a fixed-interval poller.
+    """
 
     max_s: float
     first_s: float = 0.1
     growth: float = 2.0
+    expected_at: float | None = None
+    dense_s: float = 0.1
+    dense_window_s: float = 1.0
 
     def gap(self, index: int) -> float:
         return min(self.max_s, self.first_s * (self.growth ** min(index, 64)))
+
+    def next_at(self, started: float, index: int) -> float:
+        """When to poll next, after a poll that started at `started` (the `index`-th)."""
+        backoff = started + self.gap(index)
+        expected = self.expected_at
+        if expected is None:
+            return backoff
+        if started < expected:
+            return min(expected, started + self.max_s)
+        if started < expected + self.dense_window_s:
+            return min(backoff, started + self.dense_s)
+        return backoff
 
 
 @attrs.frozen
@@ -157,11 +179,10 @@ class PollHub:
                 await wake.wait()
         started = self._clock()
         self.fetches += 1
-        gap = schedule.gap(channel.gap_index)
-        channel.gap_index += 1
         # Set before the fetch, so that a waiter joining while it is in flight can pull the
         # next poll forward (it needs an observation that starts after it joined).
-        channel.next_fetch_at = started + gap
+        channel.next_fetch_at = schedule.next_at(started, channel.gap_index)
+        channel.gap_index += 1
         try:
             value = await fetch(deadline)
         except Exception as exc:  # published to every waiter, whose evaluate decides
@@ -178,3 +199,40 @@ def _fire(channel: _Channel, name: str) -> None:
     event: anyio.Event = getattr(channel, name)
     setattr(channel, name, anyio.Event())
     event.set()
+
+
+class HotloadTiming:
+    """Learned hot-load durations (seconds after the POST), per deployment and kind.
+
+    An RL loop hot-loads every step, so the next load of the same kind (base or delta) usually
+    takes about as long as the last few. A duration bracketed by two polls close together is
+    "tight"; one known only as "done by the first poll that saw it" is an upper bound, which is
+    shrunk on each use until a poll lands before completion and brackets it.
+    """
+
+    TIGHT_S = 0.25
+    MARGIN_S = 0.05
+    SHRINK = 0.8
+
+    def __init__(self, keep: int = 5) -> None:
+        self._keep = keep
+        self._tight: dict[tuple[str | None, bool], deque[float]] = {}
+        self._upper: dict[tuple[str | None, bool], deque[float]] = {}
+
+    def record(self, deployment_id: str, is_delta: bool, lower: float | None, upper: float) -> None:
+        tight = lower is not None and upper - lower <= self.TIGHT_S
+        table = self._tight if tight else self._upper
+        value = (upper + lower) / 2 if tight and lower is not None else upper
+        for key in ((deployment_id, is_delta), (None, is_delta)):
+            table.setdefault(key, deque(maxlen=self._keep)).append(value)
+            if tight:
+                self._upper.pop(key, None)
+
+    def predict(self, deployment_id: str, is_delta: bool) -> float | None:
+        """Seconds after the POST at which the load should be done, or None if unknown."""
+        for key in ((deployment_id, is_delta), (None, is_delta)):
+            if key in self._tight:
+                return statistics.median(self._tight[key]) + self.MARGIN_S
+            if key in self._upper:
+                return min(self._upper[key]) * self.SHRINK
+        return None

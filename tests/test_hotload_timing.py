@@ -1,0 +1,93 @@
+"""Learned hot-load timing: polls land around the predicted completion, not on a blind backoff."""
+
+from __future__ import annotations
+
+import pytest
+
+from fireworks_deploy import AsyncDeploymentManager, DeploymentConfig
+from fireworks_deploy._polling import HotloadTiming, PollSchedule
+from fireworks_deploy.local import LocalControlPlane
+
+
+class TestPollSchedule:
+    def test_without_prediction_backs_off_doubling_up_to_max(self) -> None:
+        """Without a prediction, gaps double from first_s and stop at max_s."""
+        schedule = PollSchedule(1.0, first_s=0.1)
+        assert [round(schedule.next_at(10.0, i) - 10.0, 3) for i in range(6)] == [
+            0.1,
+            0.2,
+            0.4,
+            0.8,
+            1.0,
+            1.0,
+        ]
+
+    def test_polls_before_the_prediction_are_skipped(self) -> None:
+        """A poll before the predicted completion is followed by one at the prediction."""
+        schedule = PollSchedule(5.0, expected_at=13.0)
+        assert schedule.next_at(10.0, 0) == 13.0
+
+    def test_prediction_never_stretches_a_gap_beyond_max(self) -> None:
+        """poll_interval_s stays the longest gap even when completion is predicted far ahead."""
+        schedule = PollSchedule(2.0, expected_at=30.0)
+        assert schedule.next_at(10.0, 0) == 12.0
+
+    def test_polls_are_dense_just_after_the_prediction(self) -> None:
+        """Within the dense window after the prediction, polls come dense_s apart."""
+        schedule = PollSchedule(5.0, expected_at=13.0, dense_s=0.1, dense_window_s=1.0)
+        assert schedule.next_at(13.2, 3) == pytest.approx(13.3)
+
+    def test_backoff_resumes_after_the_dense_window(self) -> None:
+        """A load much slower than predicted falls back to the ordinary backoff."""
+        schedule = PollSchedule(5.0, expected_at=13.0, dense_window_s=1.0)
+        assert schedule.next_at(15.0, 6) == 15.0 + schedule.gap(6)
+
+
+class TestHotloadTiming:
+    def test_unknown_until_recorded(self) -> None:
+        """Nothing is predicted before a load of that kind was seen."""
+        assert HotloadTiming().predict("d1", True) is None
+
+    def test_tight_bracket_predicts_its_midpoint_plus_margin(self) -> None:
+        """Two polls 0.1 s apart around completion give a tight estimate."""
+        timing = HotloadTiming()
+        timing.record("d1", True, 0.9, 1.0)
+        assert timing.predict("d1", True) == pytest.approx(0.95 + HotloadTiming.MARGIN_S)
+
+    def test_loose_upper_bound_is_shrunk(self) -> None:
+        """An upper bound alone is shrunk so that a later poll can bracket the real duration."""
+        timing = HotloadTiming()
+        timing.record("d1", False, None, 2.0)
+        assert timing.predict("d1", False) == pytest.approx(2.0 * HotloadTiming.SHRINK)
+
+    def test_kinds_are_kept_apart(self) -> None:
+        """Base loads and deltas are learned separately."""
+        timing = HotloadTiming()
+        timing.record("d1", False, 4.9, 5.0)
+        assert timing.predict("d1", True) is None
+
+    def test_other_deployments_of_the_fleet_inform_a_new_one(self) -> None:
+        """A deployment never loaded before uses what the fleet has shown."""
+        timing = HotloadTiming()
+        timing.record("d1", True, 0.9, 1.0)
+        assert timing.predict("d2", True) == timing.predict("d1", True)
+
+
+async def test_repeated_deltas_learn_the_servers_hotload_time() -> None:
+    """After a few deltas the prediction lands near the local plane's configured hot-load time."""
+    plane = LocalControlPlane(boot_seconds=0.05, hotload_seconds=0.3)
+    async with AsyncDeploymentManager(
+        api_key="k", base_url="http://local", transport=plane.transport()
+    ) as manager:
+        await manager.create_or_get(DeploymentConfig("d1", "m", max_replica_count=1))
+        await manager.wait_for_ready("d1", timeout_s=10, poll_interval_s=0.1)
+        previous = None
+        for step in range(4):
+            metadata = None if previous is None else {"previous_snapshot_identity": previous}
+            await manager.hotload_and_wait(
+                "d1", "m", f"s{step}", metadata, timeout_seconds=20, poll_interval_s=1.0
+            )
+            previous = f"s{step}"
+        predicted = manager._hotload_timing.predict("d1", True)
+    assert predicted is not None
+    assert 0.15 <= predicted <= 0.9
