@@ -1,0 +1,540 @@
+"""The demo's RL-shaped loop: create a fleet, then hot-load and sample after every training step.
+
+`run_demo` is the loop an async GRPO trainer runs, minus the training: deployments are created
+concurrently and waited for as a fleet; each step a fake trainer saves a snapshot (a base first,
+deltas chained to the last snapshot *successfully* hot-loaded after that), the snapshot is
+hot-loaded into every deployment at once, and a few completions are sampled from each to show
+the served weights changed. Whatever happens, everything the demo created is scaled to zero and
+deleted before it returns.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import anyio
+import attrs
+import httpx
+
+from ._errors import FireworksError, OperationError
+from ._fleet import FleetResult, Outcome
+from ._manager import COMPLETIONS_PATH, AsyncDeploymentManager
+from ._models import DeploymentConfig, IncrementalSnapshotMetadata
+from ._progress import Progress, describe_info, displaying, watch_deployments, watch_hotloads
+
+__all__ = [
+    "DemoError",
+    "DemoOptions",
+    "DemoReport",
+    "FakeTrainer",
+    "Sampler",
+    "SamplingError",
+    "Snapshot",
+    "run_demo",
+]
+
+DEFAULT_BASE_MODEL = "accounts/fireworks/models/qwen3-8b"
+#: Token-id prompts sampled from every deployment after every step.
+PROMPTS: tuple[tuple[int, ...], ...] = ((1, 2, 3), (42, 7, 1999), (5, 8, 13, 21))
+
+
+class DemoError(OperationError):
+    """The demo refused to go on (it never touches a deployment it did not create)."""
+
+
+class SamplingError(OperationError):
+    """A completion request failed."""
+
+
+@attrs.frozen(kw_only=True)
+class DemoOptions:
+    """What the demo runs; the defaults finish in seconds against the embedded control plane."""
+
+    deployments: int = 3
+    steps: int = 5
+    base_model: str = DEFAULT_BASE_MODEL
+    replicas: int = 1
+    prompts: int = 2
+    max_tokens: int = 6
+    id_prefix: str = "demo"
+    ready_timeout_s: float = 120.0
+    hotload_timeout_s: float = 120.0
+    poll_interval_s: float = 0.25
+    cleanup_timeout_s: float = 60.0
+    #: Refuse to reuse (and so to delete) a deployment that exists before the demo creates it.
+    refuse_existing: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Snapshot:
+    """One saved sampler checkpoint: its identity and whether it is a full (base) snapshot."""
+
+    step: int
+    identity: str
+    full: bool
+
+
+class FakeTrainer:
+    """Stands in for `save_weights_for_sampler`: one snapshot identity per step.
+
+    A snapshot is a delta when every deployment serves the same previous snapshot; otherwise
+    (the first step, or after a failed hot-load split the fleet) it saves a full base.
+    """
+
+    def __init__(self, run: str) -> None:
+        self.run = run
+
+    def save(self, step: int, *, full: bool) -> Snapshot:
+        kind = "base" if full else "delta"
+        return Snapshot(step=step, identity=f"{self.run}-step-{step:04d}-{kind}", full=full)
+
+
+def delta_metadata(previous: str) -> IncrementalSnapshotMetadata:
+    """The incremental metadata of a delta against `previous` (arc_v2, "alder32" sic)."""
+    return IncrementalSnapshotMetadata(
+        previous_snapshot_identity=previous, compression_format="arc_v2", checksum_format="alder32"
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Completion:
+    tokens: tuple[int, ...]
+    snapshot: str | None
+
+
+class Sampler:
+    """Completions from a deployment: `POST {inference_url}/inference/v1/completions`.
+
+    Sends the gateway's headers (`X-Api-Key` and `Authorization: Bearer`); retries briefly on
+    the "not ready / hot-loading" answers (404, 425, 429, 503) and on transport errors.
+    """
+
+    def __init__(
+        self,
+        inference_url: str,
+        api_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 30.0,
+        attempts: int = 5,
+        retry_interval_s: float = 0.2,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=inference_url,
+            transport=transport,
+            headers={"X-Api-Key": api_key, "Authorization": f"Bearer {api_key}"},
+            timeout=timeout_s,
+            trust_env=False,
+        )
+        self._attempts = attempts
+        self._retry_interval_s = retry_interval_s
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def complete(self, model: str, prompt: Sequence[int], max_tokens: int) -> Completion:
+        body = {"model": model, "prompt": list(prompt), "max_tokens": max_tokens, "temperature": 0}
+        reason = ""
+        for attempt in range(self._attempts):
+            if attempt:
+                await anyio.sleep(self._retry_interval_s)
+            try:
+                response = await self._client.post(COMPLETIONS_PATH, json=body)
+            except httpx.TransportError as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                continue
+            if response.status_code in (404, 425, 429, 503):
+                reason = f"HTTP {response.status_code}"
+                continue
+            if response.status_code != 200:
+                raise SamplingError(
+                    f"Completion from {model} failed with HTTP {response.status_code}: "
+                    f"{response.text[:200]}"
+                )
+            try:
+                choice = response.json()["choices"][0]
+                tokens = tuple(int(t) for t in choice["raw_output"]["completion_token_ids"])
+            except (ValueError, KeyError, IndexError, TypeError) as exc:
+                raise SamplingError(
+                    f"Completion from {model} has no raw_output.completion_token_ids ({exc!r})."
+                ) from exc
+            return Completion(
+                tokens=tokens, snapshot=response.headers.get("x-local-snapshot-identity") or None
+            )
+        raise SamplingError(
+            f"Completion from {model} got no answer in {self._attempts} attempts (last: {reason})."
+        )
+
+
+@attrs.define(kw_only=True)
+class StepReport:
+    step: int
+    identity: str
+    kind: str
+    previous: str | None
+    seconds: float
+    loaded: list[str]
+    failed: dict[str, str]
+    sampled: int = 0
+    changed: int = 0
+    example: str = ""
+
+
+@attrs.define(kw_only=True)
+class DemoReport:
+    """What happened, phase by phase; `ok` if every hot-load and the cleanup succeeded."""
+
+    control_plane: str
+    deployments: list[str]
+    base_model: str
+    replicas: int
+    phases: list[tuple[str, float]] = attrs.field(factory=list)
+    steps: list[StepReport] = attrs.field(factory=list)
+    sampling_s: float = 0.0
+    sampling_rounds: int = 0
+    completions: int = 0
+    cleanup: dict[str, str] = attrs.field(factory=dict)
+    cleaned: list[str] = attrs.field(factory=list)
+    total_s: float = 0.0
+    error: str | None = None
+    exception: FireworksError | None = attrs.field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.cleanup and all(not s.failed for s in self.steps)
+
+    def summary_rows(self) -> list[list[str]]:
+        """The per-phase timing table: phase, seconds, detail."""
+        rows = [[name, f"{seconds:.2f}", ""] for name, seconds in self.phases[:2]]
+        for s in self.steps:
+            done = f"{len(s.loaded)}/{len(s.loaded) + len(s.failed)} deployments"
+            rows.append([f"hot-load step {s.step} ({s.kind})", f"{s.seconds:.2f}", done])
+        if self.sampling_rounds:
+            rows.append(
+                [
+                    "sampling",
+                    f"{self.sampling_s:.2f}",
+                    f"{self.completions} completions in {self.sampling_rounds} rounds",
+                ]
+            )
+        rows.extend([name, f"{seconds:.2f}", ""] for name, seconds in self.phases[2:])
+        rows.append(["total", f"{self.total_s:.2f}", "ok" if self.ok else "with failures"])
+        return rows
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "control_plane": self.control_plane,
+            "base_model": self.base_model,
+            "replicas": self.replicas,
+            "deployments": self.deployments,
+            "phases": [{"phase": n, "seconds": round(s, 3)} for n, s in self.phases],
+            "steps": [
+                {
+                    "step": s.step,
+                    "identity": s.identity,
+                    "kind": s.kind,
+                    "previous_snapshot_identity": s.previous,
+                    "seconds": round(s.seconds, 3),
+                    "loaded": s.loaded,
+                    "failed": s.failed,
+                    "sampled": s.sampled,
+                    "changed": s.changed,
+                }
+                for s in self.steps
+            ],
+            "sampling": {
+                "seconds": round(self.sampling_s, 3),
+                "rounds": self.sampling_rounds,
+                "completions": self.completions,
+            },
+            "cleanup": {"deleted": self.cleaned, "failed": self.cleanup},
+            "total_seconds": round(self.total_s, 3),
+            "error": self.error,
+        }
+
+
+def _short(tokens: Sequence[int], n: int = 4) -> str:
+    shown = " ".join(str(t) for t in tokens[:n])
+    return f"[{shown}{' …' if len(tokens) > n else ''}]"
+
+
+async def gather_outcomes(
+    ids: Sequence[str], op: Callable[[str], Awaitable[Any]]
+) -> FleetResult[Any]:
+    """Run `op` for every id at once; every outcome kept (errors are not raised here)."""
+    started = time.monotonic()
+    outcomes: dict[str, Outcome[Any]] = {}
+
+    async def one(deployment_id: str) -> None:
+        try:
+            outcomes[deployment_id] = Outcome(deployment_id, value=await op(deployment_id))
+        except FireworksError as exc:
+            outcomes[deployment_id] = Outcome(deployment_id, error=exc)
+
+    async with anyio.create_task_group() as tg:
+        for deployment_id in ids:
+            tg.start_soon(one, deployment_id)
+    return FleetResult(tuple(outcomes[i] for i in ids), time.monotonic() - started)
+
+
+async def run_demo(
+    manager: AsyncDeploymentManager,
+    options: DemoOptions,
+    sampler: Sampler,
+    progress: Progress,
+    *,
+    control_plane: str,
+    run: str | None = None,
+) -> DemoReport:
+    """Run the loop; always clean up what it created. Errors end up in `report.error`.
+
+    Cancellation (Ctrl-C) still runs the cleanup, shielded and bounded by its timeout, and then
+    propagates.
+    """
+    ids = [f"{options.id_prefix}-{i}" for i in range(options.deployments)]
+    report = DemoReport(
+        control_plane=control_plane,
+        deployments=ids,
+        base_model=options.base_model,
+        replicas=options.replicas,
+    )
+    created: list[str] = []
+    started = time.monotonic()
+    try:
+        await _loop(manager, options, sampler, progress, ids, created, report, run)
+    except FireworksError as exc:
+        report.error = str(exc)
+        report.exception = exc
+        progress.log(f"Stopped: {exc}", style="red")
+    finally:
+        with anyio.move_on_after(options.cleanup_timeout_s, shield=True) as scope:
+            await _cleanup(manager, created, progress, report)
+        if scope.cancelled_caught:
+            for deployment_id in created:
+                if deployment_id not in report.cleaned:
+                    report.cleanup.setdefault(
+                        deployment_id, f"not confirmed within {options.cleanup_timeout_s:g}s"
+                    )
+        report.total_s = time.monotonic() - started
+    return report
+
+
+async def _loop(
+    manager: AsyncDeploymentManager,
+    options: DemoOptions,
+    sampler: Sampler,
+    progress: Progress,
+    ids: list[str],
+    created: list[str],
+    report: DemoReport,
+    run: str | None,
+) -> None:
+    account = await manager.resolve_account_id()
+    models = {i: f"accounts/{account}/deployments/{i}" for i in ids}
+
+    # -- create: every deployment at once ------------------------------------------------------
+    plural = "s" if options.replicas != 1 else ""
+    progress.log(
+        f"Creating {len(ids)} deployments of {options.base_model} "
+        f"({options.replicas} replica{plural} each): {', '.join(ids)}"
+    )
+
+    async def create(deployment_id: str) -> None:
+        if options.refuse_existing and await manager.get(deployment_id) is not None:
+            raise DemoError(
+                f"Deployment {deployment_id!r} already exists; the demo only uses (and deletes) "
+                "deployments it creates, so pick another --id-prefix."
+            )
+        created.append(deployment_id)
+        config = DeploymentConfig(
+            deployment_id,
+            options.base_model,
+            description="fireworks-deploy demo (safe to delete)",
+            min_replica_count=options.replicas,
+            max_replica_count=options.replicas,
+            enable_hot_load=True,
+        )
+        info = await manager.create_or_get(config, timeout_s=options.ready_timeout_s)
+        progress.deployment(deployment_id, info.state, describe_info(info))
+
+    t = time.monotonic()
+    result = await gather_outcomes(ids, create)
+    report.phases.append((f"create {len(ids)} deployments", time.monotonic() - t))
+    result.raise_for_failures("creating the demo deployments")
+
+    # -- boot: one fleet wait, one list read per poll --------------------------------------------
+    progress.clear_rows("Waiting for the deployments to be ready")
+    t = time.monotonic()
+    ready = await displaying(
+        partial(
+            manager.wait_for_ready_many,
+            ids,
+            options.ready_timeout_s,
+            options.poll_interval_s * 2,
+            return_exceptions=True,
+        ),
+        partial(watch_deployments, manager, ids, progress),
+    )
+    for booted in ready:
+        if booted.value is not None:
+            progress.deployment(booted.deployment_id, booted.value.state)
+            progress.finish(booted.deployment_id, "serving", ok=True)
+        else:
+            progress.finish(booted.deployment_id, str(booted.error), ok=False)
+    report.phases.append(("boot until all ready", time.monotonic() - t))
+    ready.raise_for_failures("waiting for the demo deployments")
+    progress.log(f"All {len(ids)} deployments are ready after {ready.elapsed_s:.1f}s.")
+
+    # -- the training loop -------------------------------------------------------------------
+    previous_tokens = await _sample_round(sampler, options, models, report)
+    example_id = ids[0]
+    progress.log(
+        f"Base weights: {example_id} completes {list(PROMPTS[0])} with "
+        f"{_short(previous_tokens[(example_id, 0)].tokens)}"
+    )
+    trainer = FakeTrainer(run or secrets.token_hex(3))
+    last_loaded: dict[str, str | None] = dict.fromkeys(ids)
+    for step in range(options.steps):
+        served = set(last_loaded.values())
+        previous = next(iter(served)) if len(served) == 1 else None
+        metadata = None if previous is None else delta_metadata(previous)
+        snapshot = trainer.save(step, full=metadata is None)
+        kind = "base" if snapshot.full else "delta"
+        note = f"delta of {previous}" if previous else "full base"
+        progress.clear_rows(f"Step {step}: hot-loading {snapshot.identity}")
+        progress.log(f"Step {step}: trainer saved {snapshot.identity} ({note}); hot-loading it")
+        t = time.monotonic()
+        loads = await displaying(
+            partial(
+                manager.hotload_and_wait_many,
+                ids,
+                options.base_model,
+                snapshot.identity,
+                metadata,
+                timeout_seconds=options.hotload_timeout_s,
+                poll_interval_s=options.poll_interval_s,
+                return_exceptions=True,
+            ),
+            partial(
+                watch_hotloads,
+                manager,
+                [(i, options.base_model) for i in ids],
+                snapshot.identity,
+                progress,
+            ),
+        )
+        seconds = time.monotonic() - t
+        for outcome in loads:
+            if outcome.value is not None:
+                last_loaded[outcome.deployment_id] = snapshot.identity
+                progress.replicas(outcome.deployment_id, outcome.value, snapshot.identity)
+                progress.finish(outcome.deployment_id, f"serves {snapshot.identity}", ok=True)
+            else:
+                progress.finish(outcome.deployment_id, str(outcome.error), ok=False)
+        step_report = StepReport(
+            step=step,
+            identity=snapshot.identity,
+            kind=kind,
+            previous=previous,
+            seconds=seconds,
+            loaded=[o.deployment_id for o in loads if o.ok],
+            failed={i: str(e) for i, e in loads.failed.items()},
+        )
+        report.steps.append(step_report)
+
+        tokens = await _sample_round(sampler, options, models, report)
+        step_report.sampled = len(tokens)
+        step_report.changed = sum(
+            tokens[key].tokens != previous_tokens[key].tokens for key in tokens
+        )
+        key = (example_id, 0)
+        step_report.example = (
+            f"{example_id}: {_short(previous_tokens[key].tokens)} -> {_short(tokens[key].tokens)}"
+        )
+        previous_tokens = tokens
+        failed = f"; FAILED on {', '.join(step_report.failed)}" if step_report.failed else ""
+        progress.log(
+            f"Step {step}: {snapshot.identity} serves on {len(step_report.loaded)}/{len(ids)} "
+            f"deployments after {seconds:.2f}s{failed}; {step_report.changed}/"
+            f"{step_report.sampled} sampled completions changed ({step_report.example})"
+        )
+
+
+async def _sample_round(
+    sampler: Sampler,
+    options: DemoOptions,
+    models: Mapping[str, str],
+    report: DemoReport,
+) -> dict[tuple[str, int], Completion]:
+    """Sample every prompt from every deployment, all at once."""
+    t = time.monotonic()
+    out: dict[tuple[str, int], Completion] = {}
+    errors: list[SamplingError] = []
+    prompts = [PROMPTS[i % len(PROMPTS)] for i in range(options.prompts)]
+
+    async def one(deployment_id: str, index: int) -> None:
+        try:
+            out[(deployment_id, index)] = await sampler.complete(
+                models[deployment_id], prompts[index], options.max_tokens
+            )
+        except SamplingError as exc:
+            errors.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for deployment_id in models:
+            for index in range(len(prompts)):
+                tg.start_soon(one, deployment_id, index)
+    report.sampling_s += time.monotonic() - t
+    report.sampling_rounds += 1
+    report.completions += len(out)
+    if errors:
+        raise errors[0]
+    return out
+
+
+async def _cleanup(
+    manager: AsyncDeploymentManager,
+    created: list[str],
+    progress: Progress,
+    report: DemoReport,
+) -> None:
+    """Scale every created deployment to zero, then delete it and confirm; record failures."""
+    if not created:
+        return
+    progress.clear_rows("Cleaning up")
+    progress.log(f"Cleaning up: scaling {len(created)} deployments to zero and deleting them")
+    t = time.monotonic()
+
+    async def one(deployment_id: str) -> None:
+        try:
+            await manager.scale_to_zero(deployment_id)
+        except FireworksError as exc:
+            # Still delete it; the failed scale-down is reported, not hidden.
+            report.cleanup[deployment_id] = f"scale to zero failed: {exc}"
+        progress.deployment(deployment_id, "scaled to zero")
+        try:
+            await manager.delete(deployment_id, wait=True, timeout_s=30.0)
+        except FireworksError as exc:
+            report.cleanup[deployment_id] = f"delete failed: {exc}"
+            progress.finish(deployment_id, f"delete failed: {exc}", ok=False)
+        else:
+            report.cleaned.append(deployment_id)
+            progress.finish(deployment_id, "deleted", ok=True)
+
+    async with anyio.create_task_group() as tg:
+        for deployment_id in created:
+            tg.start_soon(one, deployment_id)
+    report.phases.append(("cleanup (scale to zero, delete)", time.monotonic() - t))
+    if report.cleanup:
+        progress.log(
+            f"Cleanup FAILED for {', '.join(sorted(report.cleanup))}: check them with "
+            "`fireworks-deploy list` and delete them by hand.",
+            style="red",
+        )
+    else:
+        progress.log(f"Cleaned up {len(report.cleaned)} deployments.")
