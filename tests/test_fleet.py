@@ -90,7 +90,7 @@ class TestWaitForReadyMany:
             side_effect=lister({"ok": ["READY"], "bad": ["FAILED"], "slow": ["UPDATING"]})
         )
         with pytest.raises(FleetError) as info:
-            await manager.wait_for_ready_many(["ok", "bad", "slow", "gone"], timeout_s=0.5, **FAST)
+            await manager.wait_for_ready_many(["ok", "bad", "slow", "gone"], timeout_s=1.5, **FAST)
         result = info.value.result
         assert [o.deployment_id for o in result] == ["ok", "bad", "slow", "gone"]
         assert result["ok"].ok
@@ -239,7 +239,7 @@ class TestHotloadAndWaitMany:
         )
         with pytest.raises(FleetError) as info:
             await manager.hotload_and_wait_many(
-                ["ok", "err", "slow"], BASE_MODEL, "s1", timeout_seconds=0.5, **FAST
+                ["ok", "err", "slow"], BASE_MODEL, "s1", timeout_seconds=1.5, **FAST
             )
         result = info.value.result
         assert result["ok"].ok

@@ -433,7 +433,7 @@ class TestWaitForHotload:
         """The timeout carries the last HotloadStatus and names the replicas."""
         router.get(HOTLOAD_PATH).respond(json=status_json(replica_json("s0", pod="pod-a")))
         with pytest.raises(HotloadTimeoutError) as info:
-            await manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=0.3, **FAST)
+            await manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=1.5, **FAST)
         assert isinstance(info.value.last_status, HotloadStatus)
         assert "pod-a" in str(info.value)
 

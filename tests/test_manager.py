@@ -360,7 +360,7 @@ class TestCreateOrGet:
         router.delete(dep_path("d")).respond(200)
         post = router.post(f"/v1/accounts/{ACCOUNT}/deployments").respond(json=deployment_json("d"))
         with pytest.raises(DeletionTimeoutError):
-            await manager.create_or_get(DeploymentConfig("d", BASE_MODEL), timeout_s=0.5)
+            await manager.create_or_get(DeploymentConfig("d", BASE_MODEL), timeout_s=1.0)
         assert post.call_count == 0
 
     async def test_delete_failure_propagates(
@@ -601,7 +601,7 @@ class TestWaitForReady:
         """The timeout error carries the last DeploymentInfo seen."""
         router.get(dep_path("d")).respond(json=deployment_json("d", "UPDATING"))
         with pytest.raises(ReadyTimeoutError) as info:
-            await manager.wait_for_ready("d", timeout_s=0.3, **FAST)
+            await manager.wait_for_ready("d", timeout_s=1.5, **FAST)
         assert info.value.last_status.state == "UPDATING"
 
     async def test_first_poll_soon(
@@ -820,7 +820,7 @@ class TestDelete:
         """A persistent 500 raises within the delete's timeout."""
         router.delete(dep_path("d")).respond(500)
         with pytest.raises(InternalServerError):
-            await manager.delete("d", timeout_s=0.3)
+            await manager.delete("d", timeout_s=1.0)
 
     async def test_missing(self, manager: AsyncDeploymentManager, router: respx.Router) -> None:
         """A 404 is fine by default and raises with missing_ok=False."""
@@ -854,7 +854,7 @@ class TestWaitForDeletion:
         """A deployment that never goes raises DeletionTimeoutError (a TimeoutError)."""
         router.get(dep_path("d")).respond(json=deployment_json("d", "DELETING"))
         with pytest.raises(DeletionTimeoutError) as info:
-            await manager.wait_for_deletion("d", timeout_s=0.2, poll_interval_s=0.02)
+            await manager.wait_for_deletion("d", timeout_s=1.0, poll_interval_s=0.02)
         assert isinstance(info.value, TimeoutError)
 
 

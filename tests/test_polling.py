@@ -207,7 +207,7 @@ class TestOutcomes:
         """At the deadline the waiter raises on_timeout's error, given the last observation."""
         hub, source = PollHub(), Source()
         with pytest.raises(WaitTimeoutError) as info:
-            await wait(hub, source, never, timeout_s=0.2)
+            await wait(hub, source, never, timeout_s=1.0)
         assert info.value.last is not None
         assert info.value.last.value == source.calls
 
@@ -262,5 +262,5 @@ class TestOutcomes:
         hub, source = PollHub(), Source()
         source.fail_with = ValueError("busy")
         with pytest.raises(WaitTimeoutError):
-            await wait(hub, source, never, timeout_s=0.3)
+            await wait(hub, source, never, timeout_s=1.0)
         assert source.calls >= 3
