@@ -130,6 +130,7 @@ class PollHub:
         joined = now
         seen = -1
         last: Observation[T] | None = None
+        last_value: Observation[T] | None = None
         try:
             while True:
                 observed = channel.latest
@@ -140,11 +141,14 @@ class PollHub:
                 ):
                     seen = channel.version
                     last = observed  # type: ignore[assignment]
+                    if observed.error is None:
+                        last_value = last
                     result = evaluate(last)  # type: ignore[arg-type]
                     if result is not None:
                         return result
                 if deadline.expired:
-                    raise on_timeout(last)
+                    # What the server last said beats a later transport error.
+                    raise on_timeout(last_value or last)
                 if not channel.leader:
                     channel.leader = True
                     try:
@@ -177,6 +181,8 @@ class PollHub:
             wake = channel.wake
             with anyio.move_on_after(min(delay, remaining)):
                 await wake.wait()
+        if deadline.expired:
+            return  # a fetch now could only fail with "deadline passed" and mask the last status
         started = self._clock()
         self.fetches += 1
         # Set before the fetch, so that a waiter joining while it is in flight can pull the

@@ -211,6 +211,40 @@ class TestOutcomes:
         assert info.value.last is not None
         assert info.value.last.value == source.calls
 
+    async def test_timeout_reports_last_value_over_later_errors(self) -> None:
+        """A timeout carries the last value seen, not a transport error that came after it."""
+        hub = PollHub()
+        calls = 0
+
+        async def fetch(deadline: Deadline) -> int:
+            nonlocal calls
+            calls += 1
+            if calls > 1:
+                raise ValueError("connection reset")
+            return 7
+
+        with pytest.raises(WaitTimeoutError) as info:
+            await hub.wait(
+                "k",
+                fetch,
+                never,
+                deadline=Deadline(0.5),
+                schedule=PollSchedule(0.02, first_s=0.01),
+                on_timeout=WaitTimeoutError,
+            )
+        assert calls > 1
+        assert info.value.last is not None
+        assert info.value.last.value == 7
+
+    async def test_no_fetch_is_made_once_the_deadline_has_passed(self) -> None:
+        """A poll due after the deadline is not sent (it could only fail and mask the status)."""
+        hub, source = PollHub(), Source()
+        with pytest.raises(WaitTimeoutError) as info:
+            await wait(hub, source, never, timeout_s=0.3, max_s=10.0, first_s=10.0)
+        assert source.calls == 1
+        assert info.value.last is not None
+        assert info.value.last.error is None
+
     async def test_evaluate_error_reaches_only_its_waiter(self) -> None:
         """An error raised by one waiter's evaluate does not end the others."""
         hub, source = PollHub(), Source()
