@@ -118,8 +118,11 @@ def resolve_api_key(api_key: str | None, env: Mapping[str, str] | None = None) -
             f"No API key: pass api_key=... or set {API_KEY_ENV}. "
             "For the local control plane any non-empty key works."
         )
-    if any(ch in value for ch in "\r\n\x00"):
-        raise InvalidConfigError("The API key contains a line break or NUL character.")
+    if not (value.isascii() and value.isprintable()):
+        raise InvalidConfigError(
+            "The API key must be printable ASCII: it has a line break, a control character or "
+            "a non-ASCII character."
+        )
     return Secret(value.strip())
 
 

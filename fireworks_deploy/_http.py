@@ -114,8 +114,11 @@ def check_additional_headers(headers: Mapping[str, str] | None) -> dict[str, str
             or not (name.isascii() and name.isprintable())
         ):
             raise InvalidConfigError(f"additional_headers has an invalid header name {name!r}.")
-        if any(c in value for c in "\r\n\x00"):
-            raise InvalidConfigError(f"additional_headers value of {name!r} has a line break.")
+        if not (value.isascii() and value.isprintable()):
+            raise InvalidConfigError(
+                f"additional_headers value of {name!r} must be printable ASCII (no line breaks "
+                "or control characters)."
+            )
         if name.lower() in _PROTECTED_HEADERS:
             raise InvalidConfigError(
                 f"additional_headers may not set {name!r}: authentication comes from api_key, "
@@ -345,6 +348,10 @@ class HTTPClient:
                     extra_headers=extra_headers,
                 )
             except APIConnectionError as exc:
+                if last_error is not None and deadline.expired:
+                    # The deadline, not the server, cut this last attempt short: report what
+                    # the server last said (this attempt's failure is chained).
+                    raise last_error from exc
                 if not retry or (exc.request_sent and not idempotent):
                     raise
                 delay = self.retry.delay(attempt, None, self._rng)
@@ -356,12 +363,13 @@ class HTTPClient:
                 body = _decode(response)
                 if response.is_success:
                     if body is None and response.content.strip():
+                        text = _scrub(response.text, self._api_key.get())
                         raise ResponseValidationError(
                             f"{method} {url} answered {response.status_code} with a body that "
-                            f"is not JSON: {response.text[:200]!r}",
+                            f"is not JSON: {text[:200]!r}",
                             method=method,
                             url=str(url),
-                            body=response.text[:2000],
+                            body=text[:2000],
                         )
                     return Response(response.status_code, body, response.headers)
                 error = self._redact(status_error(response, body, method=method, url=str(url)))
@@ -391,8 +399,7 @@ class HTTPClient:
             error.message = error.message.replace(key, "***")
             error.server_message = error.server_message.replace(key, "***")
             error.args = (error.message,)
-            if isinstance(error.body, str):
-                error.body = error.body.replace(key, "***")
+        error.body = _scrub(error.body, key)  # a JSON body may quote it in any field
         return error
 
     async def aclose(self) -> None:
@@ -423,6 +430,17 @@ def error_retry_after(error: Exception) -> float | None:
     if isinstance(error, APIStatusError):
         return parse_retry_after(error.headers.get("retry-after"))
     return None
+
+
+def _scrub(value: Any, key: str) -> Any:
+    """`value` (a str or decoded JSON) with every occurrence of `key` replaced by '***'."""
+    if isinstance(value, str):
+        return value.replace(key, "***")
+    if isinstance(value, list):
+        return [_scrub(item, key) for item in value]
+    if isinstance(value, dict):
+        return {_scrub(k, key): _scrub(v, key) for k, v in value.items()}
+    return value
 
 
 def _connection_error(

@@ -133,7 +133,9 @@ class DeploymentLease:
             try:
                 with anyio.fail_after(timeout):
                     if self.on_exit == "delete":
-                        await self._manager.delete(deployment_id, missing_ok=True)
+                        await self._manager.delete(
+                            deployment_id, timeout_s=timeout, missing_ok=True
+                        )
                     else:
                         # A deployment that is gone already has nothing left to bill.
                         with contextlib.suppress(NotFoundError):

@@ -296,7 +296,11 @@ class AsyncDeploymentManager:
                 # The POST may or may not have landed: read before sending it again.
                 if deadline.expired:
                     raise
-                existing = await self._get(config.deployment_id, deadline)
+                try:
+                    existing = await self._get(config.deployment_id, deadline)
+                except APIConnectionError as unreachable:
+                    # Not even the check got through: report the POST's own failure.
+                    raise lost from unreachable
                 if existing is not None:
                     logger.info(
                         "Create of %s landed before its answer was lost", config.deployment_id
@@ -622,7 +626,14 @@ class AsyncDeploymentManager:
             except APIConnectionError as lost:
                 if deadline.expired:
                     raise
-                if await self._hotload_landed(deployment_id, base_model, identity, deadline):
+                try:
+                    landed = await self._hotload_landed(
+                        deployment_id, base_model, identity, deadline
+                    )
+                except APIConnectionError as unreachable:
+                    # Not even the check got through: report the POST's own failure.
+                    raise lost from unreachable
+                if landed:
                     logger.info(
                         "Hot-load %s on %s landed before its answer was lost",
                         identity,

@@ -119,7 +119,11 @@ def _normalize_transition(value: str | None) -> str | None:
 def _str_tuple(value: Sequence[str] | None) -> tuple[str, ...] | None:
     if value is None:
         return None
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+    if (
+        isinstance(value, str)
+        or not isinstance(value, Sequence)
+        or not all(isinstance(v, str) for v in value)
+    ):
         raise InvalidConfigError(f"extra_args must be a list of strings, got {value!r}.")
     return tuple(value)
 
@@ -378,16 +382,22 @@ def check_hotload_args(
     validate_deployment_id(deployment_id)
     if not isinstance(base_model, str) or not base_model.strip():
         raise InvalidConfigError(f"base_model must be a non-empty string, got {base_model!r}.")
-    if any(c in base_model for c in "\r\n\x00"):
-        raise InvalidConfigError("base_model must not contain line breaks.")
+    if not (base_model.isascii() and base_model.isprintable()):
+        raise InvalidConfigError(
+            f"base_model {base_model!r} must be printable ASCII: it is sent in the "
+            "fireworks-model header."
+        )
     if identity is not None:
         validate_identity(identity)
     for name, value in (("path", path), ("cmek_resource", cmek_resource)):
         if value is not None and (
-            not isinstance(value, str) or not value.strip() or any(c in value for c in "\r\n\x00")
+            not isinstance(value, str)
+            or not value.strip()
+            or not (value.isascii() and value.isprintable())
         ):
             raise InvalidConfigError(
-                f"{name} must be a non-empty single-line string, got {value!r}."
+                f"{name} must be a non-empty printable ASCII string (it is sent in a header), "
+                f"got {value!r}."
             )
     coerced = IncrementalSnapshotMetadata.coerce(metadata)
     if coerced is not None and coerced.previous_snapshot_identity == identity:

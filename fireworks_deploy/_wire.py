@@ -333,6 +333,10 @@ def update_body_and_mask(
     if update_mask is None:
         paths = [snake(key) for key in wire]
     else:
+        if not isinstance(update_mask, (str, Sequence)):
+            raise InvalidConfigError(
+                f"update_mask must be a comma-separated string or a list, got {update_mask!r}."
+            )
         raw_paths = update_mask.split(",") if isinstance(update_mask, str) else list(update_mask)
         paths = [p.strip() for p in raw_paths if isinstance(p, str) and p.strip()]
         if len(paths) != len(raw_paths) or not paths:
