@@ -11,7 +11,7 @@ import attrs
 
 from ._config import Deadline, check_positive
 from ._errors import FireworksError, FleetError, InvalidConfigError, ReadyTimeoutError
-from ._http import error_retry_after, is_transient
+from ._http import PollErrors, error_retry_after
 from ._models import (
     DeploymentInfo,
     DeploymentState,
@@ -127,6 +127,7 @@ async def wait_for_ready_many(
     last_seen: dict[str, DeploymentInfo] = {}
     pending = set(ids)
     poll = 0
+    errors = PollErrors()
     while pending:
         gap = schedule.gap(poll)
         poll += 1
@@ -135,13 +136,14 @@ async def wait_for_ready_many(
                 info.deployment_id: info for info in await manager._list(deadline, retry=False)
             }
         except Exception as exc:
-            if not is_transient(exc):
+            if not errors.absorbs(exc):
                 for i in pending:
                     outcomes[i] = Outcome(i, error=exc)
                 pending.clear()  # reported as this error, not as a timeout below
                 break
             gap = max(gap, error_retry_after(exc) or 0.0)
         else:
+            errors.ok()
             last_seen.update({i: listed[i] for i in pending if i in listed})
             creating = [
                 i for i in pending if i in listed and listed[i].state == DeploymentState.CREATING
@@ -222,23 +224,14 @@ async def hotload_and_wait_many(
 
     async def one(deployment_id: str) -> None:
         try:
-            await manager._hotload(
+            status = await manager._hotload_and_wait(
                 deployment_id,
                 base_model,
                 snapshot_identity,
                 metadata,
                 reset_prompt_cache,
                 deadline,
-                None,
-                None,
-            )
-            status = await manager._wait_for_hotload(
-                deployment_id,
-                base_model,
-                snapshot_identity,
-                deadline,
                 interval,
-                learn=(deployment_id, metadata is not None),
             )
         except FireworksError as exc:
             outcomes[deployment_id] = Outcome(deployment_id, error=exc)

@@ -37,10 +37,12 @@ from ._errors import (
 
 __all__ = [
     "HTTPClient",
+    "PollErrors",
     "Response",
     "build_url",
     "error_retry_after",
     "is_transient",
+    "outcome_unknown",
     "parse_base_url",
     "parse_retry_after",
 ]
@@ -415,6 +417,22 @@ class HTTPClient:
 TRANSIENT_POLL_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+#: Statuses after which a non-idempotent request may or may not have taken effect.
+AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 504})
+
+
+def outcome_unknown(error: Exception) -> bool:
+    """Whether a failed non-idempotent request may still have taken effect on the server.
+
+    True for an answer lost in transit, a 408/500/502/504, and a 2xx whose body is unreadable.
+    """
+    if isinstance(error, APIConnectionError):
+        return error.request_sent
+    if isinstance(error, ResponseValidationError):
+        return True
+    return isinstance(error, APIStatusError) and error.status_code in AMBIGUOUS_STATUSES
+
+
 def is_transient(error: BaseException, *, not_found_ok: bool = False) -> bool:
     """Whether a poll loop should keep polling after `error`."""
     if isinstance(error, APIConnectionError):
@@ -424,6 +442,32 @@ def is_transient(error: BaseException, *, not_found_ok: bool = False) -> bool:
             not_found_ok and error.status_code == 404
         )
     return False
+
+
+class PollErrors:
+    """Which errors a poll loop waits out: transient ones always, unreadable answers a few times.
+
+    One garbled answer (a proxy hiccup, a truncated body) should not end a long wait; a server
+    that keeps answering something unreadable should, with that error, not at the deadline.
+    """
+
+    def __init__(self, *, not_found_ok: bool = False, unreadable_limit: int = 3) -> None:
+        self._not_found_ok = not_found_ok
+        self._unreadable_limit = unreadable_limit
+        self._unreadable = 0
+
+    def absorbs(self, error: Exception) -> bool:
+        """True to keep polling after `error`, False to raise it."""
+        if is_transient(error, not_found_ok=self._not_found_ok):
+            return True
+        if isinstance(error, ResponseValidationError):
+            self._unreadable += 1
+            return self._unreadable <= self._unreadable_limit
+        return False
+
+    def ok(self) -> None:
+        """A readable answer arrived: the run of unreadable ones is over."""
+        self._unreadable = 0
 
 
 def error_retry_after(error: Exception) -> float | None:

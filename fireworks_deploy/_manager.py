@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 import httpx
@@ -24,6 +25,7 @@ from ._config import (
 )
 from ._errors import (
     APIConnectionError,
+    APIStatusError,
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -36,15 +38,18 @@ from ._errors import (
     NotFoundError,
     PermissionDeniedError,
     ReadyTimeoutError,
+    ResponseValidationError,
     WarmupError,
 )
 from ._fleet import FleetResult
 from ._http import (
     HTTPClient,
+    PollErrors,
     build_url,
     check_additional_headers,
     error_retry_after,
     is_transient,
+    outcome_unknown,
     parse_base_url,
     parse_retry_after,
 )
@@ -69,6 +74,20 @@ logger = logging.getLogger("fireworks_deploy")
 HOTLOAD_PATH = "/hot_load/v1/models/hot_load"
 COMPLETIONS_PATH = "/inference/v1/completions"
 _DEPLOYMENT_PAGE_SIZE = 200
+#: A load no replica mentions for this many polls and seconds after our POST was lost.
+_LOST_AFTER_POLLS = 3
+_LOST_AFTER_S = 1.0
+_MAX_LOST_RESENDS = 2
+_READ_BACK_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+class _LoadLostError(Exception):
+    """Internal: every replica forgot the load we POSTed (the gateway restarted)."""
+
+    def __init__(self, status: HotloadStatus) -> None:
+        super().__init__(status.summary())
+        self.status = status
 
 
 class AsyncDeploymentManager:
@@ -292,29 +311,33 @@ class AsyncDeploymentManager:
                         info=existing,
                     ) from conflict
                 return existing
-            except APIConnectionError as lost:
+            except (APIConnectionError, APIStatusError, ResponseValidationError) as lost:
                 # The POST may or may not have landed: read before sending it again.
-                if deadline.expired:
+                if not outcome_unknown(lost) or deadline.expired:
                     raise
-                try:
-                    existing = await self._get(config.deployment_id, deadline)
-                except APIConnectionError as unreachable:
-                    # Not even the check got through: report the POST's own failure.
-                    raise lost from unreachable
+                existing = await _read_back(
+                    partial(self._get, config.deployment_id, deadline), lost
+                )
                 if existing is not None:
                     logger.info(
                         "Create of %s landed before its answer was lost", config.deployment_id
                     )
                     return existing
-                delay = self._http.retry.delay(attempt)
+                await self._back_off(attempt, deadline, lost)
                 attempt += 1
-                if delay >= deadline.remaining():
-                    raise lost from None
-                await self._http.sleep(delay)  # back off before sending the POST again
                 continue
             return _wire.deployment_from_wire(
                 response.json, account_id=account, deployment_id=config.deployment_id
             )
+
+    async def _back_off(self, attempt: int, deadline: Deadline, lost: Exception) -> None:
+        """Pause before re-sending a POST that did not land; past the deadline, raise `lost`."""
+        delay = self._http.retry.delay(attempt)
+        if delay >= deadline.remaining():
+            raise lost
+        await self._http.sleep(delay)
+        if deadline.expired:
+            raise lost
 
     async def wait_for_ready(
         self, deployment_id: str, timeout_s: float = 600, poll_interval_s: float = 15
@@ -339,11 +362,14 @@ class AsyncDeploymentManager:
                 return info, False
             return info, await self._probe(info.inference_model, deadline)
 
+        errors = PollErrors()
+
         def evaluate(obs: Observation[tuple[DeploymentInfo | None, bool]]) -> DeploymentInfo | None:
             if obs.error is not None:
-                if is_transient(obs.error):
+                if errors.absorbs(obs.error):
                     return None
                 raise obs.error
+            errors.ok()
             info, serving = cast("tuple[DeploymentInfo | None, bool]", obs.value)
             return self._readiness(deployment_id, info, serving)
 
@@ -369,13 +395,16 @@ class AsyncDeploymentManager:
 
     @staticmethod
     def _readiness(
-        deployment_id: str, info: DeploymentInfo | None, serving: bool
+        deployment_id: str,
+        info: DeploymentInfo | None,
+        serving: bool,
+        waiting_for: str = "it to be ready",
     ) -> DeploymentInfo | None:
         """The readiness rule shared by single and fleet waits: info if ready, None to go on."""
         if info is None:
             raise DeploymentNotFoundError(
-                f"Deployment {deployment_id!r} does not exist (404) while waiting for it to be "
-                "ready; create it with create_or_get().",
+                f"Deployment {deployment_id!r} does not exist (404) while waiting for "
+                f"{waiting_for}; create it with create_or_get().",
                 deployment_id=deployment_id,
                 state=None,
             )
@@ -383,7 +412,7 @@ class AsyncDeploymentManager:
             return info
         if info.is_bad:
             raise DeploymentFailedError(
-                f"Deployment {deployment_id!r} is {info.state} and will not become ready; "
+                f"Deployment {deployment_id!r} is {info.state} while waiting for {waiting_for}; "
                 "recreate it with create_or_get(config, force_recreate=True).",
                 deployment_id=deployment_id,
                 state=info.state,
@@ -493,11 +522,14 @@ class AsyncDeploymentManager:
         async def fetch(deadline: Deadline) -> DeploymentInfo | None:
             return await self._get(deployment_id, deadline, retry=False)
 
+        errors = PollErrors()
+
         def evaluate(obs: Observation[DeploymentInfo | None]) -> bool | None:
             if obs.error is not None:
-                if is_transient(obs.error):
+                if errors.absorbs(obs.error):
                     return None
                 raise obs.error
+            errors.ok()
             info = obs.value
             return True if info is None or info.state == DeploymentState.DELETED else None
 
@@ -623,16 +655,14 @@ class AsyncDeploymentManager:
                     self._reset_prompt_cache_supported[gateway] = False
                     continue
                 raise
-            except APIConnectionError as lost:
-                if deadline.expired:
+            except (APIConnectionError, APIStatusError, ResponseValidationError) as lost:
+                # The POST may or may not have landed: check the status before re-sending.
+                if not outcome_unknown(lost) or deadline.expired:
                     raise
-                try:
-                    landed = await self._hotload_landed(
-                        deployment_id, base_model, identity, deadline
-                    )
-                except APIConnectionError as unreachable:
-                    # Not even the check got through: report the POST's own failure.
-                    raise lost from unreachable
+                status = await _read_back(
+                    partial(self._hotload_status, deployment_id, base_model, deadline), lost
+                )
+                landed = status.mentions(identity)
                 if landed:
                     logger.info(
                         "Hot-load %s on %s landed before its answer was lost",
@@ -640,25 +670,12 @@ class AsyncDeploymentManager:
                         deployment_id,
                     )
                     return {}
-                delay = self._http.retry.delay(attempt)
+                await self._back_off(attempt, deadline, lost)
                 attempt += 1
-                if delay >= deadline.remaining():
-                    raise lost from None
-                await self._http.sleep(delay)  # back off before sending the POST again
                 continue
             if send_reset is not None:
                 self._reset_prompt_cache_supported.setdefault(gateway, True)
             return response.json if isinstance(response.json, Mapping) else {}
-
-    async def _hotload_landed(
-        self, deployment_id: str, base_model: str, identity: str, deadline: Deadline
-    ) -> bool:
-        """Whether any replica already targets or serves `identity` (so re-POSTing is wrong)."""
-        status = await self._hotload_status(deployment_id, base_model, deadline)
-        return any(
-            identity in (r.loading_state.target_snapshot_identity, r.current_snapshot_identity)
-            for r in status.replicas
-        )
 
     async def hotload_status(self, deployment_id: str, base_model: str) -> HotloadStatus:
         """Every replica's hot-load state."""
@@ -711,6 +728,7 @@ class AsyncDeploymentManager:
         poll_interval_s: float,
         *,
         learn: tuple[str, bool] | None = None,
+        detect_lost: bool = False,
     ) -> HotloadStatus:
         """Poll until every replica serves `identity`.
 
@@ -722,16 +740,36 @@ class AsyncDeploymentManager:
         timing = self._hotload_timing
         expected = None if learn is None else timing.predict(*learn)
         not_done_at: list[float] = []
+        traceless = 0
+
+        errors = PollErrors(not_found_ok=True)
 
         async def fetch(deadline: Deadline) -> HotloadStatus:
-            return await self._hotload_status(deployment_id, base_model, deadline, retry=False)
+            try:
+                return await self._hotload_status(deployment_id, base_model, deadline, retry=False)
+            except NotFoundError:
+                # The gateway answers 404 while its hot-load manager starts, and also when the
+                # deployment is gone: only the control plane can tell which. A missing or
+                # FAILED/DELETING deployment raises here; otherwise the 404 is waited out.
+                info = await self._get(deployment_id, deadline, retry=False)
+                self._readiness(deployment_id, info, False, f"hot-load {identity!r}")
+                raise
 
         def evaluate(obs: Observation[HotloadStatus]) -> HotloadStatus | None:
+            nonlocal traceless
             if obs.error is not None:
-                if is_transient(obs.error, not_found_ok=True):
+                if errors.absorbs(obs.error):
                     return None
                 raise obs.error
+            errors.ok()
             status = cast("HotloadStatus", obs.value)
+            traceless = traceless + 1 if status.replicas and not status.mentions(identity) else 0
+            if (
+                detect_lost
+                and traceless >= _LOST_AFTER_POLLS
+                and obs.started_at - joined >= _LOST_AFTER_S
+            ):
+                raise _LoadLostError(status)
             if learn is not None:
                 if status.serves(identity):
                     lower = not_done_at[-1] - joined if not_done_at else None
@@ -795,24 +833,62 @@ class AsyncDeploymentManager:
         )
         deadline = Deadline(check_positive("timeout_seconds", timeout_seconds))
         interval = check_positive("poll_interval_s", poll_interval_s)
-        await self._hotload(
+        return await self._hotload_and_wait(
             deployment_id,
             base_model,
             snapshot_identity,
             metadata,
             reset_prompt_cache,
             deadline,
+            interval,
             path,
             cmek_resource,
         )
-        return await self._wait_for_hotload(
-            deployment_id,
-            base_model,
-            snapshot_identity,
-            deadline,
-            interval,
-            learn=(deployment_id, metadata is not None),
-        )
+
+    async def _hotload_and_wait(
+        self,
+        deployment_id: str,
+        base_model: str,
+        identity: str,
+        metadata: IncrementalSnapshotMetadata | None,
+        reset_prompt_cache: bool,
+        deadline: Deadline,
+        poll_interval_s: float,
+        path: str | None = None,
+        cmek_resource: str | None = None,
+    ) -> HotloadStatus:
+        """POST, then wait; if the load vanishes from every replica (a restarted gateway lost
+        it), POST it again, a bounded number of times."""
+        for resends_left in range(_MAX_LOST_RESENDS, -1, -1):
+            await self._hotload(
+                deployment_id,
+                base_model,
+                identity,
+                metadata,
+                reset_prompt_cache,
+                deadline,
+                path,
+                cmek_resource,
+            )
+            try:
+                return await self._wait_for_hotload(
+                    deployment_id,
+                    base_model,
+                    identity,
+                    deadline,
+                    poll_interval_s,
+                    learn=(deployment_id, metadata is not None),
+                    detect_lost=resends_left > 0,
+                )
+            except _LoadLostError as lost:
+                logger.warning(
+                    "Hot-load of %s on %s is no longer in progress on any replica (%s); "
+                    "sending it again",
+                    identity,
+                    deployment_id,
+                    lost.status.summary(),
+                )
+        raise AssertionError("unreachable: the last attempt does not detect lost loads")
 
     # -- inference -------------------------------------------------------------------------
 
@@ -944,6 +1020,25 @@ class AsyncDeploymentManager:
             poll_interval_s,
             return_exceptions=return_exceptions,
         )
+
+
+async def _read_back(read: Callable[[], Awaitable[T]], lost: Exception) -> T:
+    """Read what a request whose outcome is unknown did (a GET, or a hot-load status).
+
+    An unreadable answer is read again a few times; if the read cannot get through at all,
+    the original request's own failure is what the caller sees.
+    """
+    for attempt in range(_READ_BACK_ATTEMPTS):
+        try:
+            return await read()
+        except ResponseValidationError:
+            if attempt + 1 == _READ_BACK_ATTEMPTS:
+                raise
+        except (APIConnectionError, APIStatusError) as unreachable:
+            if not is_transient(unreachable, not_found_ok=True):
+                raise
+            raise lost from unreachable
+    raise AssertionError("unreachable")
 
 
 def _last_error(last: Observation[Any] | None) -> str:

@@ -336,6 +336,14 @@ class HotloadStatus:
         """Every replica (and at least one) is ready with `identity`."""
         return bool(self.replicas) and all(r.serves(identity) for r in self.replicas)
 
+    def mentions(self, identity: str) -> bool:
+        """Some replica targets, serves, or has as an adapter `identity` (the load is known)."""
+        return any(
+            identity in (r.current_snapshot_identity, r.loading_state.target_snapshot_identity)
+            or any(a.identity == identity for a in r.loaded_adapters)
+            for r in self.replicas
+        )
+
     def failed_replicas(self, identity: str) -> tuple[ReplicaStatus, ...]:
         return tuple(r for r in self.replicas if r.failed(identity))
 

@@ -123,9 +123,12 @@ class PollHub:
         if channel is None:
             channel = self._channels[key] = _Channel(now)
         channel.waiters += 1
-        channel.gap_index = 0
-        if channel.next_fetch_at > now:
-            channel.next_fetch_at = now
+        # The first waiter polls at once; later ones (threads of the sync facade arrive one by
+        # one) pull the next poll no closer than first_s, so M joiners cost one fetch, not M.
+        soon = now if channel.waiters == 1 else now + schedule.first_s
+        if channel.next_fetch_at > soon:
+            channel.next_fetch_at = soon
+            channel.gap_index = 0
             _fire(channel, "wake")
         joined = now
         seen = -1

@@ -6,6 +6,7 @@ Responses are structured with cattrs, tolerating unknown keys and enum values (t
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -78,12 +79,14 @@ _converter.register_structure_hook(bool, _strict_bool)
 _converter.register_structure_hook(int, _strict_int)
 
 
+@functools.cache
 def camel(name: str) -> str:
     """`hot_load_trainer_job` -> `hotLoadTrainerJob`."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+@functools.cache
 def snake(name: str) -> str:
     """`hotLoadTrainerJob` -> `hot_load_trainer_job` (snake_case input is returned as is)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -16,6 +16,8 @@ from core_testkit import (
     BASE_MODEL,
     BASE_URL,
     HOTLOAD_PATH,
+    dep_path,
+    deployment_json,
     load_fixture,
     replica_json,
     sequence,
@@ -27,6 +29,8 @@ from fireworks_deploy import (
     AsyncDeploymentManager,
     AuthenticationError,
     BadRequestError,
+    DeploymentFailedError,
+    DeploymentNotFoundError,
     HotloadFailedError,
     HotloadStatus,
     HotloadTimeoutError,
@@ -34,6 +38,7 @@ from fireworks_deploy import (
     InternalServerError,
     InvalidConfigError,
     NotFoundError,
+    ResponseValidationError,
 )
 
 FAST = {"poll_interval_s": 0.02}
@@ -257,14 +262,51 @@ class TestHotloadRetries:
         await manager.hotload("d", BASE_MODEL, "s1")
         assert route.call_count == 2
 
+    @pytest.mark.parametrize("code", [500, 502, 504, 408])
+    async def test_ambiguous_status_checks_before_resending(
+        self, manager: AsyncDeploymentManager, router: respx.Router, code: int
+    ) -> None:
+        """After a 5xx/408 (maybe acted on) the status is read, then the POST is re-sent."""
+        post = router.post(HOTLOAD_PATH).mock(side_effect=sequence(httpx.Response(code), ok({})))
+        status = router.get(HOTLOAD_PATH).respond(json=status_json(replica_json("s0")))
+        await manager.hotload("d", BASE_MODEL, "s1")
+        assert post.call_count == 2
+        assert status.call_count == 1
+        order = [
+            call.request.method for call in router.calls if "hot_load" in str(call.request.url)
+        ]
+        assert order == ["POST", "GET", "POST"]
+
+    async def test_ambiguous_status_that_landed_is_not_resent(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A 500 whose load shows up in the status counts as accepted: no second POST."""
+        post = router.post(HOTLOAD_PATH).respond(500)
+        router.get(HOTLOAD_PATH).respond(
+            json=status_json(replica_json("s0", ready=False, stage="loading", target="s1"))
+        )
+        await manager.hotload("d", BASE_MODEL, "s1")
+        assert post.call_count == 1
+
+    async def test_unreadable_2xx_body_is_checked(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A 2xx with an unreadable body is checked against the status, not re-sent blindly."""
+        post = router.post(HOTLOAD_PATH).respond(200, text="OK")
+        router.get(HOTLOAD_PATH).respond(
+            json=status_json(replica_json("s0", ready=False, stage="loading", target="s1"))
+        )
+        assert await manager.hotload("d", BASE_MODEL, "s1") == {}
+        assert post.call_count == 1
+
     @pytest.mark.parametrize(
         ("code", "cls"),
-        [(500, InternalServerError), (404, NotFoundError), (401, AuthenticationError)],
+        [(400, BadRequestError), (404, NotFoundError), (401, AuthenticationError)],
     )
     async def test_other_errors_not_resent(
         self, manager: AsyncDeploymentManager, router: respx.Router, code: int, cls: type[Exception]
     ) -> None:
-        """500, 404 and 401 raise after exactly one POST."""
+        """400, 404 and 401 raise after exactly one POST."""
         route = router.post(HOTLOAD_PATH).respond(code)
         with pytest.raises(cls):
             await manager.hotload("d", BASE_MODEL, "s1")
@@ -384,7 +426,8 @@ class TestWaitForHotload:
     async def test_restarting_gateway_waited_out(
         self, manager: AsyncDeploymentManager, router: respx.Router
     ) -> None:
-        """404, 503 and connection errors during the wait are polled through."""
+        """404 (while the deployment exists), 503 and connection errors are polled through."""
+        router.get(dep_path("d")).respond(json=deployment_json("d", "READY"))
         router.get(HOTLOAD_PATH).mock(
             side_effect=sequence(
                 httpx.Response(404),
@@ -394,6 +437,75 @@ class TestWaitForHotload:
             )
         )
         await manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=5, **FAST)
+
+    async def test_404_for_a_deleted_deployment_raises(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A 404 from the status while the control plane says the deployment is gone raises."""
+        router.get(dep_path("d")).respond(404)
+        router.get(HOTLOAD_PATH).respond(404)
+        with pytest.raises(DeploymentNotFoundError):
+            await manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=10, **FAST)
+
+    async def test_404_for_a_failed_deployment_raises(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A 404 from the status of a FAILED deployment raises DeploymentFailedError."""
+        router.get(dep_path("d")).respond(json=deployment_json("d", "FAILED"))
+        router.get(HOTLOAD_PATH).respond(404)
+        with pytest.raises(DeploymentFailedError):
+            await manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=10, **FAST)
+
+    async def test_a_few_unreadable_answers_are_waited_out(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """One truncated status body does not end the wait."""
+        router.get(HOTLOAD_PATH).mock(
+            side_effect=sequence(
+                httpx.Response(200, text='{"replicas": ['), ok(status_json(replica_json("s1")))
+            )
+        )
+        await manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=5, **FAST)
+
+    async def test_persistently_unreadable_answers_raise(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A status that stays unreadable raises ResponseValidationError, not a timeout."""
+        route = router.get(HOTLOAD_PATH).respond(200, json={"replicas": "nope"})
+        with pytest.raises(ResponseValidationError):
+            await manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=10, **FAST)
+        assert route.call_count == 4
+
+    async def test_load_lost_by_a_restarted_gateway_is_sent_again(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """When no replica mentions our load any more, hotload_and_wait POSTs it again."""
+        served = {"posts": 0}
+
+        def post(request: httpx.Request) -> httpx.Response:
+            served["posts"] += 1
+            return httpx.Response(200, json={})
+
+        def status(request: httpx.Request) -> httpx.Response:
+            if served["posts"] < 2:  # the first load was lost: idle, never targeting s1
+                return httpx.Response(200, json=status_json(replica_json("s0", stage="idle")))
+            return httpx.Response(200, json=status_json(replica_json("s1")))
+
+        router.post(HOTLOAD_PATH).mock(side_effect=post)
+        router.get(HOTLOAD_PATH).mock(side_effect=status)
+        result = await manager.hotload_and_wait("d", BASE_MODEL, "s1", timeout_seconds=10, **FAST)
+        assert result.serves("s1")
+        assert served["posts"] == 2
+
+    async def test_lost_load_resends_are_bounded(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A gateway that forgets every load ends in HotloadTimeoutError after bounded re-sends."""
+        post = router.post(HOTLOAD_PATH).respond(200, json={})
+        router.get(HOTLOAD_PATH).respond(json=status_json(replica_json("s0", stage="idle")))
+        with pytest.raises(HotloadTimeoutError):
+            await manager.hotload_and_wait("d", BASE_MODEL, "s1", timeout_seconds=4, **FAST)
+        assert post.call_count == 3
 
     @pytest.mark.parametrize("code", [401, 403])
     async def test_auth_error_fails_fast(

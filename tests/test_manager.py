@@ -472,15 +472,44 @@ class TestCreateOrGet:
         assert post.call_count == 3
         assert len(delays) == 2
 
-    async def test_post_500_not_resent(
+    async def test_post_500_reads_before_resending(
         self, manager: AsyncDeploymentManager, router: respx.Router
     ) -> None:
-        """A 500 on create is raised, not blindly re-sent."""
+        """A 500 on create (maybe acted on) is followed by a GET, and only then a second POST."""
         router.get(dep_path("d")).respond(404)
+        post = router.post(f"/v1/accounts/{ACCOUNT}/deployments").mock(
+            side_effect=sequence(
+                httpx.Response(500), httpx.Response(200, json=deployment_json("d", "CREATING"))
+            )
+        )
+        info = await manager.create_or_get(DeploymentConfig("d", BASE_MODEL))
+        assert info.state == "CREATING"
+        assert post.call_count == 2
+        methods = [c.request.method for c in router.calls if "/deployments" in str(c.request.url)]
+        assert methods == ["GET", "POST", "GET", "POST"]
+
+    async def test_post_500_that_landed_is_not_resent(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A 500 whose create did land returns the deployment without a second POST."""
+        router.get(dep_path("d")).mock(
+            side_effect=sequence(
+                httpx.Response(404), httpx.Response(200, json=deployment_json("d", "CREATING"))
+            )
+        )
         post = router.post(f"/v1/accounts/{ACCOUNT}/deployments").respond(500)
-        with pytest.raises(InternalServerError):
-            await manager.create_or_get(DeploymentConfig("d", BASE_MODEL))
+        info = await manager.create_or_get(DeploymentConfig("d", BASE_MODEL))
+        assert info.state == "CREATING"
         assert post.call_count == 1
+
+    async def test_persistent_500_raises_at_the_deadline(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A create that keeps failing with 500 raises the server's error within its deadline."""
+        router.get(dep_path("d")).respond(404)
+        router.post(f"/v1/accounts/{ACCOUNT}/deployments").respond(500)
+        with pytest.raises(InternalServerError):
+            await manager.create_or_get(DeploymentConfig("d", BASE_MODEL), timeout_s=1.0)
 
     async def test_400_raises(self, manager: AsyncDeploymentManager, router: respx.Router) -> None:
         """A 400 on create raises BadRequestError with the server's message."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from fireworks_deploy._config import Deadline
@@ -153,7 +154,7 @@ class TestSharing:
 
                 async def joiner() -> None:
                     result.append(
-                        await wait(hub, source, at_least(1), timeout_s=8, max_s=10, first_s=10)
+                        await wait(hub, source, at_least(1), timeout_s=8, max_s=10, first_s=0.05)
                     )
                     done.set()
 
@@ -165,15 +166,39 @@ class TestSharing:
         assert result == [2]
 
     async def test_new_waiter_wakes_a_sleeping_loop(self) -> None:
-        """A waiter joining during a long gap triggers a poll at once."""
+        """A waiter joining during a long gap triggers a poll within its own first gap."""
         hub, source = PollHub(), Source()
         with anyio.fail_after(5):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(lambda: wait(hub, source, never, timeout_s=8, max_s=10, first_s=10))
                 await source.entered.wait()
                 await anyio.wait_all_tasks_blocked()
-                assert await wait(hub, source, at_least(2), timeout_s=8, max_s=10, first_s=10) == 2
+                joined = wait(hub, source, at_least(2), timeout_s=8, max_s=10, first_s=0.05)
+                assert await joined == 2
                 tg.cancel_scope.cancel()
+
+    async def test_late_joiners_share_one_extra_poll(self) -> None:
+        """Waiters arriving one by one (threads of the sync facade) cost one poll, not one each."""
+        hub, source = PollHub(), Source()
+        results: list[int] = []
+
+        async def joiner() -> None:
+            results.append(
+                await wait(hub, source, at_least(2), timeout_s=8, max_s=10, first_s=0.05)
+            )
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: wait(hub, source, never, timeout_s=8, max_s=10, first_s=10))
+                await source.entered.wait()
+                await anyio.wait_all_tasks_blocked()
+                async with anyio.create_task_group() as joiners:
+                    for _ in range(20):
+                        joiners.start_soon(joiner)
+                        await anyio.lowlevel.checkpoint()  # each arrives a little later
+                tg.cancel_scope.cancel()
+        assert results == [2] * 20
+        assert source.calls == 2
 
     async def test_cancelled_leader_hands_over(self) -> None:
         """When the polling waiter is cancelled mid-fetch, another waiter takes over at once."""

@@ -170,7 +170,7 @@ async def test_no_key_in_logs_or_errors_through_a_lifecycle(
             await expect_error(fw.scale_to_zero("sec"))
             echo.echo[f"{acct}/sec"] = (200, "html")
             await expect_error(fw.get("sec"))
-            echo.echo[acct] = (500, "html")  # the create POST: a 500 is not re-sent
+            echo.echo[acct] = (400, "html")  # the create POST, rejected with an HTML page
             await expect_error(fw.create_or_get(config("other")))
             await fw.warmup("accounts/local/deployments/sec", max_retries=3, retry_interval_s=0.01)
             await fw.delete("sec", wait=True, timeout_s=5)
