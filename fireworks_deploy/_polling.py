@@ -29,9 +29,9 @@ R = TypeVar("R")
 class PollSchedule:
     """When to poll: `first_s`, doubling up to `max_s` (the caller's `poll_interval_s`).
 
-    With `expected_at` (a clock time at which the condition is predicted to hold), polls before
-    it are skipped, one lands just after it, and polls stay `dense_s` apart for `dense_window_s`
-    after it, so completion is seen promptly for about the cost of a fixed-interval poller.
+    With `expected_at` (a clock time at which the condition is predicted to hold), the first
+    poll lands on it and later ones follow at half the overshoot so far (at least `dense_s`
+    apart), so completion is seen promptly for about the cost of a fixed-interval poller.
     """
 
     max_s: float
@@ -39,10 +39,16 @@ class PollSchedule:
     growth: float = 2.0
     expected_at: float | None = None
     dense_s: float = 0.1
-    dense_window_s: float = 1.0
 
     def gap(self, index: int) -> float:
         return min(self.max_s, self.first_s * (self.growth ** min(index, 64)))
+
+    def first_at(self, now: float) -> float:
+        """When the first poll of a new wait is due: at once, or at the predicted completion
+        (never later than `max_s` from now) when one is known."""
+        if self.expected_at is not None and self.expected_at > now:
+            return min(self.expected_at, now + self.max_s)
+        return now
 
     def next_at(self, started: float, index: int) -> float:
         """When to poll next, after a poll that started at `started` (the `index`-th)."""
@@ -52,9 +58,9 @@ class PollSchedule:
             return backoff
         if started < expected:
             return min(expected, started + self.max_s)
-        if started < expected + self.dense_window_s:
-            return min(backoff, started + self.dense_s)
-        return backoff
+        # Late: poll again after half the overshoot so far (at least dense_s), so a load that is
+        # a little late is seen at once and one that is much later costs few polls.
+        return min(started + max(self.dense_s, (started - expected) / 2), started + self.max_s)
 
 
 @attrs.frozen
@@ -121,11 +127,12 @@ class PollHub:
         now = self._clock()
         channel = self._channels.get(key)
         if channel is None:
-            channel = self._channels[key] = _Channel(now)
+            channel = self._channels[key] = _Channel(schedule.first_at(now))
         channel.waiters += 1
-        # The first waiter polls at once; later ones (threads of the sync facade arrive one by
-        # one) pull the next poll no closer than first_s, so M joiners cost one fetch, not M.
-        soon = now if channel.waiters == 1 else now + schedule.first_s
+        # The first waiter polls at once (or at the predicted completion); later ones (threads
+        # of the sync facade arrive one by one) pull the next poll no closer than first_s, so M
+        # joiners cost one fetch, not M.
+        soon = schedule.first_at(now) if channel.waiters == 1 else now + schedule.first_s
         if channel.next_fetch_at > soon:
             channel.next_fetch_at = soon
             channel.gap_index = 0

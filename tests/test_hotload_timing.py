@@ -33,14 +33,21 @@ class TestPollSchedule:
         assert schedule.next_at(10.0, 0) == 12.0
 
     def test_polls_are_dense_just_after_the_prediction(self) -> None:
-        """Within the dense window after the prediction, polls come dense_s apart."""
-        schedule = PollSchedule(5.0, expected_at=13.0, dense_s=0.1, dense_window_s=1.0)
-        assert schedule.next_at(13.2, 3) == pytest.approx(13.3)
+        """Just after the prediction, polls come dense_s apart."""
+        schedule = PollSchedule(5.0, expected_at=13.0, dense_s=0.1)
+        assert schedule.next_at(13.05, 3) == pytest.approx(13.15)
 
-    def test_backoff_resumes_after_the_dense_window(self) -> None:
-        """A load much slower than predicted falls back to the ordinary backoff."""
-        schedule = PollSchedule(5.0, expected_at=13.0, dense_window_s=1.0)
-        assert schedule.next_at(15.0, 6) == 15.0 + schedule.gap(6)
+    def test_gaps_grow_with_the_overshoot(self) -> None:
+        """A load much later than predicted is polled at half the overshoot, not every dense_s."""
+        schedule = PollSchedule(5.0, expected_at=13.0, dense_s=0.1)
+        assert schedule.next_at(15.0, 6) == pytest.approx(16.0)
+        assert schedule.next_at(40.0, 9) == pytest.approx(45.0)
+
+    def test_first_poll_lands_on_the_prediction(self) -> None:
+        """With a prediction the first poll is due at it, capped at max_s; without, at once."""
+        assert PollSchedule(5.0, expected_at=12.0).first_at(10.0) == 12.0
+        assert PollSchedule(1.0, expected_at=12.0).first_at(10.0) == 11.0
+        assert PollSchedule(5.0).first_at(10.0) == 10.0
 
 
 class TestHotloadTiming:
