@@ -50,7 +50,8 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks against the official client on a loopback control plane (`-- --full`)."""
-    session.install("-e", ".[bench]")
+    # fireworks-ai 1.2.30 imports urllib3 but declares it only in an extra.
+    session.install("-e", ".[bench]", "fireworks-ai==1.2.30", "urllib3")
     args = session.posargs or ["--quick"]
     session.run("python", "-m", "benchmarks", *args)
 
@@ -58,7 +59,7 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def compat(session: nox.Session) -> None:
     """The official fireworks-ai client, unchanged, against our local control plane."""
-    session.install("-e", ".[test]", "fireworks-ai==1.2.30")
+    session.install("-e", ".[test]", "fireworks-ai==1.2.30", "urllib3")
     session.run("pytest", "-m", "compat", "tests/compat", *session.posargs)
 
 

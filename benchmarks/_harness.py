@@ -1,0 +1,199 @@
+"""Orchestration: the server process, the peers, one fresh client subprocess per measured run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OFFICIAL_WORKER = HERE / "_official_worker.py"
+OFFICIAL_PYTHON_ENV = "BENCH_OFFICIAL_PYTHON"
+
+
+class HarnessError(RuntimeError):
+    """The harness itself broke (not a slow peer): the only thing that fails a run."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One client measured in a scenario."""
+
+    key: str
+    label: str
+    official: bool = False
+
+
+PEERS: dict[str, Peer] = {
+    p.key: p
+    for p in (
+        Peer("async", "fireworks_deploy AsyncDeploymentManager"),
+        Peer("async_each", "fireworks_deploy async, one wait_for_ready per deployment"),
+        Peer("sync", "fireworks_deploy DeploymentManager (sync facade)"),
+        Peer("official_seq", "official DeploymentManager, sequential", official=True),
+        Peer("official_threads", "official DeploymentManager, ThreadPoolExecutor", official=True),
+        Peer("official", "official DeploymentManager", official=True),
+        Peer("httpx_sync", "bare httpx.Client (floor)"),
+        Peer("httpx_async", "bare pooled httpx.AsyncClient (floor)"),
+        Peer("httpx_async_default", "bare httpx.AsyncClient, default limits"),
+        Peer("httpx_async_ka100", "bare httpx.AsyncClient, 100 keep-alive"),
+        Peer("aiohttp", "bare aiohttp.ClientSession (experiment)"),
+        Peer("async_aiohttp", "AsyncDeploymentManager on an aiohttp transport (experiment)"),
+        Peer("sync_onehop", "sync facade, one-hop portal call (experiment)"),
+        Peer("sync_coalesce", "sync facade, coalescing late joiners (experiment)"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured client run: a peer, its parameters, and the plane it runs against."""
+
+    scenario: str
+    peer: str
+    x: int
+    params: Mapping[str, Any]
+    plane: Mapping[str, Any]
+    setup: Mapping[str, Any] | None = None
+    #: When set, the official peer ran fewer items than `x` and the result is scaled to `x`.
+    measured_x: int | None = None
+
+
+@dataclass
+class Measurement:
+    """What one run produced: client-side numbers and the server's view of it."""
+
+    run: Run
+    client: dict[str, Any]
+    requests: dict[str, int]
+    connections: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+    setup: dict[str, Any] | None = None
+
+
+class Server:
+    """The control plane in its own process, driven through its `/_bench/*` side channel."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[str] | None = None
+        self._http: httpx.Client | None = None
+        self.base_url = ""
+
+    def __enter__(self) -> Server:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks._server", "--port", "0"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if not line.startswith("BENCH_SERVER "):
+            self.__exit__()
+            raise HarnessError(f"the benchmark server did not start (said {line!r})")
+        self.base_url = line.split(" ", 1)[1]
+        self._http = httpx.Client(base_url=self.base_url, timeout=120.0, trust_env=False)
+        for _ in range(200):
+            try:
+                self._http.get("/_bench/clock")
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._http is not None:
+            self._http.close()
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def call(self, method: str, action: str, payload: Mapping[str, Any] | None = None) -> Any:
+        assert self._http is not None
+        response = self._http.request(method, f"/_bench/{action}", json=payload)
+        if response.status_code != 200:
+            raise HarnessError(f"/_bench/{action} answered {response.status_code}")
+        return response.json()
+
+    def measure(self, run: Run, worker: list[str], timeout_s: float) -> Measurement:
+        """Reset the plane, set it up, run one fresh client process, collect both sides."""
+        self.call("POST", "reset", run.plane)
+        setup = self.call("POST", "setup", run.setup) if run.setup else None
+        spec = {
+            "scenario": run.scenario,
+            "peer": run.peer,
+            "base_url": self.base_url,
+            "params": dict(run.params),
+        }
+        client = run_worker(worker, spec, timeout_s)
+        stats = self.call("GET", "stats")
+        events = self.call("GET", "events") if run.params.get("want_events") else []
+        return Measurement(run, client, stats["requests"], stats["connections"], events, setup)
+
+
+def run_worker(command: list[str], spec: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Run one client process; its last stdout line is the JSON result."""
+    try:
+        done = subprocess.run(
+            [*command, json.dumps(spec)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise HarnessError(f"{spec['scenario']}/{spec['peer']} ran over {timeout_s:g}s") from exc
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = done.stderr.strip()[-3000:]
+        raise HarnessError(
+            f"worker {spec['scenario']}/{spec['peer']} failed (exit {done.returncode}):\n{tail}"
+        )
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def our_worker() -> list[str]:
+    return [sys.executable, "-m", "benchmarks._worker"]
+
+
+def official_python(explicit: str | None) -> tuple[str | None, str]:
+    """The interpreter that can import the official client, and why (or why not)."""
+    candidates = [
+        (explicit, "--official-python"),
+        (os.environ.get(OFFICIAL_PYTHON_ENV), OFFICIAL_PYTHON_ENV),
+        (sys.executable, "this interpreter"),
+    ]
+    for python, source in candidates:
+        if not python:
+            continue
+        probe = subprocess.run(
+            [python, "-c", "import fireworks.training.sdk.deployment"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return python, source
+        if source != "this interpreter":
+            reason = (probe.stderr.strip().splitlines() or ["?"])[-1]
+            return None, f"{python} cannot import fireworks.training.sdk: {reason}"
+    return None, "fireworks-ai is not installed (pip install fireworks-ai==1.2.30 urllib3)"
+
+
+def official_worker(python: str) -> list[str]:
+    return [python, str(OFFICIAL_WORKER)]

@@ -1,0 +1,140 @@
+"""2. Hot-load broadcast: one snapshot to N deployments of R replicas each, base then delta.
+
+Deployments are created ready (no boot) by the side channel. Each hot-load takes a duration
+drawn per replica from [load_min, load_max]. Every client waits with the official client's
+fixed 5 s hot-load poll interval (ours: `poll_interval_s=5`, its back-off ceiling).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._clients import (
+    BASE_MODEL,
+    DELTA_METADATA,
+    Stopwatch,
+    async_manager,
+    ids,
+    run_async,
+    sync_manager,
+)
+from .._harness import Measurement, Run
+from .._types import Mode, Row, Target, find
+
+NAME = "hotload_broadcast"
+TITLE = "Hot-load broadcast (base then delta)"
+X_LABEL = "deployments N (x R replicas)"
+POLL_S = 5.0
+TIMEOUT_S = 300.0
+
+
+def plan(mode: Mode) -> list[Run]:
+    load_min, load_max = (0.5, 1.0) if mode.quick else (1.0, 2.0)
+    replicas = 2
+    plane = {
+        "boot_seconds": 0.0,
+        "hotload_seconds": load_min,
+        "hotload_jitter": load_max - load_min,
+        "seed": 2,
+    }
+    sizes = [16] if mode.quick else [1, 16, 64]
+    runs: list[Run] = []
+
+    def add(peer: str, n: int, measured: int | None = None) -> None:
+        count = measured or n
+        setup = {"prefix": "hb", "count": count, "replicas": replicas}
+        params = {"n": count, "prefix": "hb", "poll_s": POLL_S, "timeout_s": TIMEOUT_S}
+        runs.append(Run(NAME, peer, n, params, plane, setup, measured_x=measured))
+
+    for n in sizes:
+        add("async", n)
+        add("sync", n)
+    if mode.official:
+        add("official_seq", sizes[-1], 1 if mode.quick else 4)
+        for n in sizes:
+            add("official_threads", n)
+    return runs
+
+
+def derive(m: Measurement) -> dict[str, float]:
+    phases = m.client.get("phases", {})
+    return {
+        "base_s": phases.get("snap-base", 0.0),
+        "delta_s": phases.get("snap-delta", 0.0),
+        "status_requests": m.requests.get("hotload_status", 0),
+        "ok": float(bool(m.client.get("ok"))),
+    }
+
+
+def targets(rows: list[Row], mode: Mode) -> list[Target]:
+    ours = find(rows, NAME, "async")
+    seq = find(rows, NAME, "official_seq")
+    threads = find(rows, NAME, "official_threads", ours.x if ours else None)
+    if ours is None:
+        return []
+    wall = ours.get("wall_s") or 0.0
+    parts = [f"ours {wall:.2f}s for N={ours.x}"]
+    if seq is not None:
+        parts.append(f"official sequential {seq.get('wall_s') or 0:.0f}s (scaled)")
+    if threads is not None:
+        parts.append(f"official threads {threads.get('wall_s') or 0:.1f}s")
+    return [
+        Target(
+            NAME,
+            "(no numeric target) broadcast wall time vs the official client",
+            "; ".join(parts),
+            None,
+            "the official client's hot-load wait sleeps a fixed 5 s, so each phase costs >= 5 s",
+        )
+    ]
+
+
+# -- our clients ---------------------------------------------------------------------------------
+
+
+def client_async(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
+    names = ids(params["prefix"], params["n"])
+
+    async def main() -> dict[str, Any]:
+        async with async_manager(base_url) as m:
+            await m.resolve_account_id()
+            phases: dict[str, float] = {}
+            oks = []
+            with Stopwatch() as sw:
+                for identity, metadata in (("snap-base", None), ("snap-delta", DELTA_METADATA)):
+                    with Stopwatch() as phase:
+                        result = await m.hotload_and_wait_many(
+                            names,
+                            BASE_MODEL,
+                            identity,
+                            metadata,
+                            timeout_seconds=params["timeout_s"],
+                            poll_interval_s=params["poll_s"],
+                        )
+                    phases[identity] = phase.wall_s
+                    oks.append(result.ok)
+            return sw.result(phases=phases, ok=all(oks))
+
+    return run_async(main)
+
+
+def client_sync(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
+    names = ids(params["prefix"], params["n"])
+    phases: dict[str, float] = {}
+    oks = []
+    with sync_manager(base_url) as m:
+        m.resolve_account_id()
+        with Stopwatch() as sw:
+            for identity, metadata in (("snap-base", None), ("snap-delta", DELTA_METADATA)):
+                with Stopwatch() as phase:
+                    result = m.hotload_and_wait_many(
+                        names,
+                        BASE_MODEL,
+                        identity,
+                        metadata,
+                        timeout_seconds=params["timeout_s"],
+                        poll_interval_s=params["poll_s"],
+                    )
+                phases[identity] = phase.wall_s
+                oks.append(result.ok)
+    return sw.result(phases=phases, ok=all(oks))

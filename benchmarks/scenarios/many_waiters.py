@@ -1,0 +1,155 @@
+"""4. Many waiters, one deployment: M concurrent `wait_for_hotload` calls on one hot-load.
+
+The client POSTs one hot-load, then starts M waiters (tasks for the async manager, threads on
+one shared manager for the sync facade and the official client). Cost = hot-load status
+requests per poll interval (ours 1 s; the official client's fixed 5 s).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anyio
+
+from .._clients import BASE_MODEL, Stopwatch, async_manager, run_async, sync_manager
+from .._experiments import ExperimentUnavailableError, coalescing_hub, skipped
+from .._harness import Measurement, Run
+from .._types import Mode, Row, Target, find
+
+NAME = "many_waiters"
+TITLE = "Many waiters on one deployment"
+X_LABEL = "waiters M"
+POLL_S = 1.0
+TIMEOUT_S = 120.0
+DEPLOYMENT = "mw-00000"
+#: The counts are deterministic; one run per M keeps the full mode short.
+MAX_REPEATS = 1
+
+
+def plan(mode: Mode) -> list[Run]:
+    load_s = 2.0 if mode.quick else 4.0
+    plane = {"boot_seconds": 0.0, "hotload_seconds": load_s, "seed": 4}
+    setup = {"prefix": "mw", "count": 1, "replicas": 1}
+    sizes = [1, 256] if mode.quick else [1, 4, 16, 64, 256]
+    peers = ["async", "sync", "sync_coalesce"] + (["official_threads"] if mode.official else [])
+    return [
+        Run(
+            NAME,
+            peer,
+            m,
+            {"m": m, "deployment_id": DEPLOYMENT, "poll_s": POLL_S, "timeout_s": TIMEOUT_S},
+            plane,
+            setup,
+        )
+        for peer in peers
+        for m in sizes
+    ]
+
+
+def derive(m: Measurement) -> dict[str, float]:
+    poll_s = float(m.client.get("poll_s", POLL_S))
+    status = m.requests.get("hotload_status", 0)
+    wall = m.client["wall_s"]
+    return {
+        "status_requests": status,
+        "interval_s": poll_s,
+        "status_per_interval": status / max(1.0, wall / poll_s),
+        "ok": float(bool(m.client.get("ok"))),
+    }
+
+
+def targets(rows: list[Row], mode: Mode) -> list[Target]:
+    found = []
+    for peer in ("async", "sync", "sync_coalesce"):
+        mine = sorted(
+            (r for r in rows if r.scenario == NAME and r.peer == peer and r.metrics),
+            key=lambda r: r.x,
+        )
+        if not mine:
+            continue
+        low, high = mine[0], mine[-1]
+        measured = ", ".join(f"M={r.x}: {r.get('status_requests') or 0:.0f}" for r in mine)
+        official = find(rows, NAME, "official_threads", high.x)
+        if official is not None:
+            measured += f" (official M={high.x}: {official.get('status_requests') or 0:.0f})"
+        flat = (high.get("status_requests") or 0) <= 2 * (low.get("status_requests") or 0)
+        found.append(
+            Target(
+                NAME,
+                f"M waiters cost one status request per interval, whatever M ({peer})",
+                f"status requests {measured}",
+                flat,
+                "the first interval polls at 0.1, 0.3, 0.7 s (back-off from 0.1 s), so even "
+                "M=1 makes a few per interval; what matters is that the count does not grow "
+                "with M"
+                if flat and peer != "sync_coalesce"
+                else "late joiners pull the next fetch to now + 0.1 s instead of now, so a "
+                "join storm costs one fetch per 0.1 s, not one per thread"
+                if peer == "sync_coalesce"
+                else "each waiter that joins an existing poll forces an immediate fetch "
+                "(PollHub.wait resets next_fetch_at to now), so threads that arrive one by one "
+                "each cost a request",
+            )
+        )
+    return found
+
+
+# -- our clients ---------------------------------------------------------------------------------
+
+
+def client_async(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        async with async_manager(base_url) as m:
+            await m.resolve_account_id()
+            done = 0
+
+            async def wait() -> None:
+                nonlocal done
+                await m.wait_for_hotload(
+                    params["deployment_id"],
+                    BASE_MODEL,
+                    "snap-1",
+                    timeout_seconds=params["timeout_s"],
+                    poll_interval_s=params["poll_s"],
+                )
+                done += 1
+
+            with Stopwatch() as sw:
+                await m.hotload(params["deployment_id"], BASE_MODEL, "snap-1")
+                async with anyio.create_task_group() as tg:
+                    for _ in range(params["m"]):
+                        tg.start_soon(wait)
+            return sw.result(ok=done == params["m"], poll_s=params["poll_s"])
+
+    return run_async(main)
+
+
+def client_sync(base_url: str, params: dict[str, Any], coalesce: bool = False) -> dict[str, Any]:
+    with sync_manager(base_url) as m:
+        m.resolve_account_id()
+        if coalesce:
+            try:
+                m._async._hub = coalescing_hub()
+            except ExperimentUnavailableError as exc:
+                return skipped(exc)
+
+        def wait(_: int) -> bool:
+            m.wait_for_hotload(
+                params["deployment_id"],
+                BASE_MODEL,
+                "snap-1",
+                timeout_seconds=params["timeout_s"],
+                poll_interval_s=params["poll_s"],
+            )
+            return True
+
+        with Stopwatch() as sw:
+            m.hotload(params["deployment_id"], BASE_MODEL, "snap-1")
+            with ThreadPoolExecutor(max_workers=params["m"]) as pool:
+                oks = list(pool.map(wait, range(params["m"])))
+    return sw.result(ok=all(oks), poll_s=params["poll_s"])
+
+
+def client_sync_coalesce(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
+    return client_sync(base_url, params, coalesce=True)
