@@ -1,4 +1,4 @@
-"""Development sessions: `nox` runs the tests; `nox -s lint typing examples bench compat` the rest."""
+"""Dev sessions: `nox` runs the tests; `nox -s lint typing examples bench compat` the rest."""
 
 from __future__ import annotations
 
