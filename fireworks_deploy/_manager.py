@@ -14,6 +14,7 @@ import anyio
 import httpx
 
 from . import _fleet, _wire
+from ._batch import BatchedReads
 from ._config import (
     ACCOUNT_ID_ENV,
     DEFAULT_BASE_URL,
@@ -149,6 +150,9 @@ class AsyncDeploymentManager:
         self._account_lock: anyio.Lock | None = None
         self._hub = PollHub()
         self._hotload_timing = HotloadTiming()
+        self._reads = BatchedReads(
+            partial(self._list, retry=False), partial(self._get, retry=False)
+        )
         #: Whether each hot-load gateway accepts `reset_prompt_cache` (None: not known yet).
         self._reset_prompt_cache_supported: dict[str, bool] = {}
 
@@ -357,7 +361,7 @@ class AsyncDeploymentManager:
         self, deployment_id: str, deadline: Deadline, poll_interval_s: float
     ) -> DeploymentInfo:
         async def fetch(deadline: Deadline) -> tuple[DeploymentInfo | None, bool]:
-            info = await self._get(deployment_id, deadline, retry=False)
+            info = await self._reads.read(deployment_id, deadline)
             if info is None or info.state != DeploymentState.CREATING:
                 return info, False
             return info, await self._probe(info.inference_model, deadline)
@@ -383,15 +387,16 @@ class AsyncDeploymentManager:
                 last_status=info,
             )
 
-        return await self._hub.wait(
-            ("ready", deployment_id),
-            fetch,
-            evaluate,
-            deadline=deadline,
-            schedule=PollSchedule(poll_interval_s),
-            on_timeout=on_timeout,
-            retry_after=error_retry_after,
-        )
+        with self._reads.waiting(deployment_id):
+            return await self._hub.wait(
+                ("ready", deployment_id),
+                fetch,
+                evaluate,
+                deadline=deadline,
+                schedule=PollSchedule(poll_interval_s),
+                on_timeout=on_timeout,
+                retry_after=error_retry_after,
+            )
 
     @staticmethod
     def _readiness(
