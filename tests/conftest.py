@@ -39,6 +39,14 @@ FAST_RETRY = RetryPolicy(initial_s=0.005, max_s=0.02)
 # second conftest.py elsewhere under tests/ (also imported as "conftest") cannot shadow them.
 sys.modules.setdefault("core_testkit", sys.modules[__name__])
 
+# Every test ends with a leak check: no threads, open sockets or asyncio tasks left behind.
+pytest_plugins = ["leakcheck"]
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks(leakcheck: None) -> None:
+    """Apply tests/leakcheck.py to every test."""
+
 
 def load_fixture(name: str) -> Any:
     """A golden wire body from tests/fixtures."""

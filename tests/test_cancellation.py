@@ -28,9 +28,6 @@ from local_kit import (
 from fireworks_deploy import AsyncDeploymentManager
 from fireworks_deploy.local import Fault, LocalControlPlane
 
-pytest_plugins = ["leakcheck"]
-pytestmark = pytest.mark.usefixtures("leakcheck")
-
 #: Far beyond any cancellation's unwinding; proves "promptly" only against a 600 s wait.
 PROMPT_S = 5.0
 LONG = 600.0

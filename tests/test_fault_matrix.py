@@ -47,8 +47,7 @@ from fireworks_deploy.local import Fault, LocalControlPlane, LocalServer
 if TYPE_CHECKING:
     from fault_matrix_plugin import FaultMatrix
 
-pytest_plugins = ["leakcheck", "fault_matrix_plugin"]
-pytestmark = pytest.mark.usefixtures("leakcheck")
+pytest_plugins = ["fault_matrix_plugin"]
 
 ACCOUNT = "local"
 TARGET = "snap-new"

@@ -32,9 +32,6 @@ from fireworks_deploy import (
 )
 from fireworks_deploy.local import Fault, LocalControlPlane
 
-pytest_plugins = ["leakcheck"]
-pytestmark = pytest.mark.usefixtures("leakcheck")
-
 
 class BodyError(Exception):
     """What the lease's block raised."""

@@ -23,9 +23,6 @@ from fireworks_deploy import (
 )
 from fireworks_deploy.local import LocalControlPlane
 
-pytest_plugins = ["leakcheck"]
-pytestmark = pytest.mark.usefixtures("leakcheck")
-
 TRAINER = "accounts/local/rlorTrainerJobs/trainer-two"
 FAST = {"poll_interval_s": 0.02}
 

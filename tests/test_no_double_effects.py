@@ -19,9 +19,6 @@ from fireworks_deploy import DeploymentState
 from fireworks_deploy.local import Fault, LocalControlPlane
 from fireworks_deploy.local._app import _drop_connection
 
-pytest_plugins = ["leakcheck"]
-pytestmark = pytest.mark.usefixtures("leakcheck")
-
 FAST = {"poll_interval_s": 0.02}
 TRAINER = "accounts/local/rlorTrainerJobs/trainer-b"
 

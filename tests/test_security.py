@@ -29,9 +29,6 @@ from fireworks_deploy import (
 from fireworks_deploy._config import Secret, resolve_api_key
 from fireworks_deploy.local import Fault, LocalControlPlane, LocalServer
 
-pytest_plugins = ["leakcheck"]
-pytestmark = pytest.mark.usefixtures("leakcheck")
-
 KEY = "fw-SUPER-SECRET-9d8c7b6a5f4e"
 MODES = ("inprocess", "loopback")
 

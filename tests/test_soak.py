@@ -23,8 +23,7 @@ from fireworks_deploy import FireworksError, IncrementalSnapshotMetadata
 from fireworks_deploy.local import LocalControlPlane, LocalServer
 from fireworks_deploy.local._app import _drop_connection
 
-pytest_plugins = ["leakcheck"]
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("leakcheck")]
+pytestmark = pytest.mark.slow
 
 #: FIREWORKS_SOAK_DEPLOYMENTS shrinks the run for a quick try; the soak itself is 1,000.
 DEPLOYMENTS = int(os.environ.get("FIREWORKS_SOAK_DEPLOYMENTS", "1000"))
@@ -86,7 +85,7 @@ async def test_soak() -> None:
     untyped: list[BaseException] = []
     outcome = Counter[str]()
     gate = anyio.Semaphore(CONCURRENCY)
-    from leakcheck import snapshot  # registered as a plugin above, so importable now
+    from leakcheck import snapshot  # registered as a plugin by conftest.py
 
     threads_before, sockets_before = snapshot()
     started = time.monotonic()
