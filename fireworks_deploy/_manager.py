@@ -425,29 +425,38 @@ class AsyncDeploymentManager:
             )
         return None
 
-    async def _probe(self, model: str, deadline: Deadline) -> bool:
-        """One completions request: 200 means serving; auth failures raise; else 'not yet'."""
+    async def _completion_once(
+        self, model: str, deadline: Deadline, attempt_timeout_s: float, what: str
+    ) -> httpx.Response:
+        """One completions request (a probe or a warm-up): never retried; a refused key raises."""
         url = build_url(self._inference_url, COMPLETIONS_PATH)
-        try:
-            response = await self._http.send_once(
-                "POST",
-                url,
-                deadline=deadline,
-                attempt_timeout_s=self._http.timeouts.probe_s,
-                json_body=_wire.completion_body(model),
-                gateway=True,
-            )
-        except APIConnectionError:
-            return False
+        response = await self._http.send_once(
+            "POST",
+            url,
+            deadline=deadline,
+            attempt_timeout_s=attempt_timeout_s,
+            json_body=_wire.completion_body(model),
+            gateway=True,
+        )
         if response.status_code in (401, 403):
             cls = AuthenticationError if response.status_code == 401 else PermissionDeniedError
             raise cls(
-                f"The completions probe for {model} was refused with HTTP "
-                f"{response.status_code}: check the API key.",
+                f"{what} of {model} was refused with HTTP {response.status_code}: "
+                "check the API key.",
                 status_code=response.status_code,
                 method="POST",
                 url=str(url),
             )
+        return response
+
+    async def _probe(self, model: str, deadline: Deadline) -> bool:
+        """One completions request: 200 means serving; auth failures raise; else 'not yet'."""
+        try:
+            response = await self._completion_once(
+                model, deadline, self._http.timeouts.probe_s, "The completions probe"
+            )
+        except APIConnectionError:
+            return False
         return response.status_code == 200
 
     async def update(
@@ -917,7 +926,6 @@ class AsyncDeploymentManager:
             )
         interval = check_positive("retry_interval_s", retry_interval_s, allow_zero=True)
         deadline = Deadline(None if timeout_s is None else check_positive("timeout_s", timeout_s))
-        url = build_url(self._inference_url, COMPLETIONS_PATH)
         started = time.monotonic()
         last_status: int | None = None
         last_reason = "no attempt made"
@@ -926,13 +934,8 @@ class AsyncDeploymentManager:
             attempts = attempt
             retry_after = None
             try:
-                response = await self._http.send_once(
-                    "POST",
-                    url,
-                    deadline=deadline,
-                    attempt_timeout_s=self._http.timeouts.warmup_s,
-                    json_body=_wire.completion_body(model),
-                    gateway=True,
+                response = await self._completion_once(
+                    model, deadline, self._http.timeouts.warmup_s, "Warm-up"
                 )
             except APIConnectionError as exc:
                 last_reason = str(exc)
@@ -946,19 +949,6 @@ class AsyncDeploymentManager:
                     )
                 last_status = response.status_code
                 last_reason = f"HTTP {response.status_code}"
-                if response.status_code in (401, 403):
-                    cls = (
-                        AuthenticationError
-                        if response.status_code == 401
-                        else PermissionDeniedError
-                    )
-                    raise cls(
-                        f"Warm-up of {model} was refused with HTTP {response.status_code}: "
-                        "check the API key.",
-                        status_code=response.status_code,
-                        method="POST",
-                        url=str(url),
-                    )
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
             if attempt == max_retries:
                 break
