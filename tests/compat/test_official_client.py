@@ -37,9 +37,11 @@ def server(plane: LocalControlPlane) -> Iterator[LocalServer]:
 
 
 @pytest.fixture
-def manager(server: LocalServer) -> Any:
+def manager(server: LocalServer) -> Iterator[Any]:
     # A trailing slash makes the official client send //hot_load/... (wire-protocol §1.1).
-    return sdk.DeploymentManager(api_key="k", base_url=server.base_url + "/")
+    official = sdk.DeploymentManager(api_key="k", base_url=server.base_url + "/")
+    yield official
+    official.close()
 
 
 def wait_until_gone(manager: Any, deployment_id: str, timeout: float = 10.0) -> None:
