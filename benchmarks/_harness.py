@@ -49,7 +49,6 @@ PEERS: dict[str, Peer] = {
         Peer("aiohttp", "bare aiohttp.ClientSession (experiment)"),
         Peer("async_aiohttp", "AsyncDeploymentManager on an aiohttp transport (experiment)"),
         Peer("sync_onehop", "sync facade, one-hop portal call (experiment)"),
-        Peer("sync_coalesce", "sync facade, coalescing late joiners (experiment)"),
     )
 }
 

@@ -13,7 +13,6 @@ from typing import Any
 import anyio
 
 from .._clients import BASE_MODEL, Stopwatch, async_manager, run_async, sync_manager
-from .._experiments import ExperimentUnavailableError, coalescing_hub, skipped
 from .._harness import Measurement, Run
 from .._types import Mode, Row, Target, find
 
@@ -32,7 +31,7 @@ def plan(mode: Mode) -> list[Run]:
     plane = {"boot_seconds": 0.0, "hotload_seconds": load_s, "seed": 4}
     setup = {"prefix": "mw", "count": 1, "replicas": 1}
     sizes = [1, 256] if mode.quick else [1, 4, 16, 64, 256]
-    peers = ["async", "sync", "sync_coalesce"] + (["official_threads"] if mode.official else [])
+    peers = ["async", "sync"] + (["official_threads"] if mode.official else [])
     return [
         Run(
             NAME,
@@ -61,7 +60,7 @@ def derive(m: Measurement) -> dict[str, float]:
 
 def targets(rows: list[Row], mode: Mode) -> list[Target]:
     found = []
-    for peer in ("async", "sync", "sync_coalesce"):
+    for peer in ("async", "sync"):
         mine = sorted(
             (r for r in rows if r.scenario == NAME and r.peer == peer and r.metrics),
             key=lambda r: r.x,
@@ -82,14 +81,9 @@ def targets(rows: list[Row], mode: Mode) -> list[Target]:
                 flat,
                 "the first interval polls at 0.1, 0.3, 0.7 s (back-off from 0.1 s), so even "
                 "M=1 makes a few per interval; what matters is that the count does not grow "
-                "with M"
-                if flat and peer != "sync_coalesce"
-                else "late joiners pull the next fetch to now + 0.1 s instead of now, so a "
-                "join storm costs one fetch per 0.1 s, not one per thread"
-                if peer == "sync_coalesce"
-                else "each waiter that joins an existing poll forces an immediate fetch "
-                "(PollHub.wait resets next_fetch_at to now), so threads that arrive one by one "
-                "each cost a request",
+                "with M (late joiners pull the next poll no closer than 0.1 s)"
+                if flat
+                else "the status requests grow with M: waiters do not share one poll loop",
             )
         )
     return found
@@ -125,14 +119,9 @@ def client_async(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
     return run_async(main)
 
 
-def client_sync(base_url: str, params: dict[str, Any], coalesce: bool = False) -> dict[str, Any]:
+def client_sync(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
     with sync_manager(base_url) as m:
         m.resolve_account_id()
-        if coalesce:
-            try:
-                m._async._hub = coalescing_hub()
-            except ExperimentUnavailableError as exc:
-                return skipped(exc)
 
         def wait(_: int) -> bool:
             m.wait_for_hotload(
@@ -149,7 +138,3 @@ def client_sync(base_url: str, params: dict[str, Any], coalesce: bool = False) -
             with ThreadPoolExecutor(max_workers=params["m"]) as pool:
                 oks = list(pool.map(wait, range(params["m"])))
     return sw.result(ok=all(oks), poll_s=params["poll_s"])
-
-
-def client_sync_coalesce(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
-    return client_sync(base_url, params, coalesce=True)
