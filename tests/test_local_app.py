@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from local_kit import FakeClock
 
 from fireworks_deploy.local import Fault, LocalControlPlane
 
@@ -19,19 +20,6 @@ HOTLOAD = "http://local/hot_load/v1/models/hot_load"
 COMPLETIONS = "http://local/inference/v1/completions"
 ROUTE = {"fireworks-deployment": "accounts/local/deployments/d1", "fireworks-model": BASE}
 PROBE = {"model": "accounts/local/deployments/d1", "prompt": [1, 2], "max_tokens": 4}
-
-
-class FakeClock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
