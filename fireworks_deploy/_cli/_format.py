@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from ._fleet import FleetResult
-from ._models import DeploymentInfo, HotloadStatus, ReplicaStatus, WarmupResult
-from ._progress import format_table
+from .._fleet import FleetResult
+from .._models import DeploymentInfo, HotloadStatus, ReplicaStatus, WarmupResult
+from .._progress import format_table
 
 __all__ = [
     "deployment_json",
@@ -144,7 +143,3 @@ def hotload_status_text(status: HotloadStatus, identity: str | None = None) -> s
         return table
     verdict = "serves" if status.serves(identity) else "does not serve"
     return f"{table}{status.deployment_id} {verdict} {identity} on every replica\n"
-
-
-def mapping_text(data: Mapping[str, Any]) -> str:
-    return "".join(f"{k}: {v}\n" for k, v in data.items())
