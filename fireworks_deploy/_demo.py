@@ -22,7 +22,8 @@ import httpx
 
 from ._errors import FireworksError, OperationError
 from ._fleet import FleetResult, Outcome
-from ._manager import COMPLETIONS_PATH, AsyncDeploymentManager
+from ._inference import COMPLETIONS_PATH
+from ._manager import AsyncDeploymentManager
 from ._models import DeploymentConfig, IncrementalSnapshotMetadata
 from ._progress import Progress, describe_info, displaying, watch_deployments, watch_hotloads
 

@@ -4,10 +4,13 @@
 FireworksError
 ├── InvalidConfigError (ValueError)          bad input, raised before any request
 ├── ManagerClosedError (RuntimeError)        the manager was closed, or used from the wrong place
+│   └── EventLoopMismatchError               ... from an event loop other than its first one
 ├── APIError
 │   ├── APIConnectionError                   the request never got an answer
 │   │   └── APITimeoutError                  ... because an attempt timed out
 │   ├── ResponseValidationError              the server sent something we cannot read
+│   │   └── ResponseBodyError                ... at the HTTP level: not JSON, too deep, undecodable
+│   │       └── ResponseTooLargeError        ... or larger than the response size limit
 │   └── APIStatusError                       the server answered with an error status
 │       ├── BadRequestError                  400
 │       ├── AuthenticationError              401
@@ -30,17 +33,19 @@ FireworksError
 ```
 
 Every message names the object, what was observed and what to do; none carries the API key.
+`redact_secret` is how the HTTP layer keeps a key a server echoes back out of every message,
+header and body it keeps; `InsecureTransportWarning` is the warning sent before a key would travel
+over plain http to a host that is not loopback.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._fleet import FleetResult
+from typing import Any
 
 __all__ = [
+    "REDACTED",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
@@ -51,10 +56,12 @@ __all__ = [
     "DeletionTimeoutError",
     "DeploymentFailedError",
     "DeploymentNotFoundError",
+    "EventLoopMismatchError",
     "FireworksError",
     "FleetError",
     "HotloadFailedError",
     "HotloadTimeoutError",
+    "InsecureTransportWarning",
     "InternalServerError",
     "InvalidConfigError",
     "LeaseCleanupError",
@@ -64,9 +71,13 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ReadyTimeoutError",
+    "ResponseBodyError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "WaitTimeoutError",
     "WarmupError",
+    "redact_secret",
+    "redact_text",
 ]
 
 
@@ -80,6 +91,19 @@ class InvalidConfigError(FireworksError, ValueError):
 
 class ManagerClosedError(FireworksError, RuntimeError):
     """The manager is closed, or is being used from a place it cannot serve."""
+
+
+class EventLoopMismatchError(ManagerClosedError):
+    """The manager was used on an event loop other than the one it was first used on.
+
+    Its pooled connections belong to that first loop and cannot be used (or closed) from
+    another one. Create one manager per event loop, or use the sync `DeploymentManager`, which
+    keeps one loop for its whole life.
+    """
+
+
+class InsecureTransportWarning(UserWarning):
+    """The API key is about to be sent over plain http:// to a host that is not loopback."""
 
 
 class APIError(FireworksError):
@@ -121,8 +145,58 @@ class ResponseValidationError(APIError):
         self.body = body
 
 
+class ResponseBodyError(ResponseValidationError):
+    """The HTTP body itself was unusable: not JSON, nested too deeply, or not decodable.
+
+    Carries what is known of the answer: `status_code`, `content_type`, and (redacted, cut
+    short) `body`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        body: Any = None,
+        status_code: int | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url, body=body)
+        self.status_code = status_code
+        self.content_type = content_type
+
+
+class ResponseTooLargeError(ResponseBodyError):
+    """The body (after decompression) outgrew the response size limit; reading was stopped.
+
+    `limit_bytes` is the limit that was hit (the `max_response_bytes` of the HTTP client).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        status_code: int | None = None,
+        content_type: str | None = None,
+        limit_bytes: int,
+    ) -> None:
+        super().__init__(
+            message, method=method, url=url, status_code=status_code, content_type=content_type
+        )
+        self.limit_bytes = limit_bytes
+
+
 class APIStatusError(APIError):
-    """The server answered with an error status; carries what it said."""
+    """The server answered with an error status; carries what it said.
+
+    `retry_after_s` is the server's Retry-After in seconds, already capped by the retry policy
+    (`RetryPolicy.max_retry_after_s`); None when it sent none.
+    """
+
+    retry_after_s: float | None = None
 
     def __init__(
         self,
@@ -239,9 +313,12 @@ class DeletionTimeoutError(WaitTimeoutError):
 
 
 class FleetError(FireworksError):
-    """Some deployments of a fleet operation did not succeed; `.result` has every outcome."""
+    """Some deployments of a fleet operation did not succeed; `.result` has every outcome.
 
-    def __init__(self, message: str, *, result: FleetResult[Any]) -> None:
+    `result` is the operation's `FleetResult` (typed loosely here: errors know nothing of fleets).
+    """
+
+    def __init__(self, message: str, *, result: Any) -> None:
         super().__init__(message)
         self.result = result
 
@@ -256,3 +333,63 @@ class LeaseCleanupError(FireworksError):
     def __init__(self, message: str, *, failures: Mapping[str, Exception]) -> None:
         super().__init__(message)
         self.failures: dict[str, Exception] = dict(failures)
+
+
+# -- redaction ------------------------------------------------------------------------------
+
+#: What a redacted key is replaced with.
+REDACTED = "***"
+#: A key shorter than this is never searched for inside text: only a value that is exactly the
+#: key (or `Bearer <key>`) is replaced, so a short key cannot corrupt unrelated output.
+MIN_SEARCHED_SECRET_LEN = 8
+#: A key at least this long is replaced wherever it occurs, even glued to other characters
+#: (URL-encoded quotes, concatenations): a random string that long does not occur by chance,
+#: so replacing it cannot corrupt output, while leaving it would leak it. Between the two
+#: lengths a key is replaced only where it stands as a whole token.
+ANYWHERE_SECRET_LEN = 24
+#: Characters that continue a token: a key next to one of them is part of a longer word.
+_WORD_CHAR = r"[A-Za-z0-9_\-]"
+
+
+def redact_text(text: str, secret: str) -> str:
+    """`text` with `secret` replaced by `REDACTED`, by the length rules above."""
+    if not secret or not text:
+        return text
+    if len(secret) < MIN_SEARCHED_SECRET_LEN:
+        stripped = text.strip()
+        scheme, _, rest = stripped.partition(" ")
+        if stripped == secret:
+            return REDACTED
+        if rest.strip() == secret and scheme.lower() == "bearer":
+            return f"{scheme} {REDACTED}"
+        return text
+    if secret not in text:
+        return text
+    if len(secret) >= ANYWHERE_SECRET_LEN:
+        return text.replace(secret, REDACTED)
+    pattern = f"(?<!{_WORD_CHAR}){re.escape(secret)}(?!{_WORD_CHAR})"
+    return re.sub(pattern, REDACTED, text)
+
+
+def redact_secret(value: Any, secret: str) -> Any:
+    """`value` (text, headers or decoded JSON) with `secret` redacted from every string in it.
+
+    Mappings come back as dicts and sequences as lists; other values are returned as they are.
+    A structure nested too deeply to walk is replaced by `REDACTED` as a whole.
+    """
+    if not secret:
+        return value
+    try:
+        return _redact(value, secret)
+    except RecursionError:
+        return REDACTED
+
+
+def _redact(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return redact_text(value, secret)
+    if isinstance(value, Mapping):
+        return {_redact(k, secret): _redact(v, secret) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact(item, secret) for item in value]
+    return value

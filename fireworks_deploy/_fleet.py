@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import anyio
 import attrs
 
-from ._config import Deadline, check_positive
+from ._config import Deadline
+from ._deployments import Deployments, readiness
 from ._errors import FireworksError, FleetError, InvalidConfigError, ReadyTimeoutError
+from ._hotload import Hotloads, HotloadTarget, Snapshot
 from ._http import PollErrors, error_retry_after
-from ._models import (
-    DeploymentInfo,
-    DeploymentState,
-    HotloadStatus,
-    MetadataLike,
-    check_hotload_args,
-    validate_deployment_id,
-)
+from ._inference import Inference
+from ._models import DeploymentInfo, DeploymentState, HotloadStatus, validate_deployment_id
 from ._polling import PollSchedule
 
-if TYPE_CHECKING:
-    from ._manager import AsyncDeploymentManager
-
-__all__ = ["FleetResult", "Outcome"]
+__all__ = ["FleetResult", "Outcome", "check_ids", "hotload_and_wait_many", "wait_for_ready_many"]
 
 T = TypeVar("T")
 
@@ -86,7 +79,8 @@ class FleetResult(Generic[T]):
             )
 
 
-def _check_ids(deployment_ids: Sequence[str]) -> list[str]:
+def check_ids(deployment_ids: Sequence[str]) -> list[str]:
+    """The fleet's ids, validated: a non-empty list without duplicates."""
     if isinstance(deployment_ids, str) or not isinstance(deployment_ids, Sequence):
         raise InvalidConfigError("deployment_ids must be a list of deployment ids.")
     ids = [validate_deployment_id(i) for i in deployment_ids]
@@ -111,17 +105,15 @@ def _finish(
 
 
 async def wait_for_ready_many(
-    manager: AsyncDeploymentManager,
-    deployment_ids: Sequence[str],
-    timeout_s: float,
-    poll_interval_s: float,
+    deployments: Deployments,
+    inference: Inference,
+    ids: list[str],
+    deadline: Deadline,
+    schedule: PollSchedule,
     *,
     return_exceptions: bool,
 ) -> FleetResult[DeploymentInfo]:
     """One list read (per page of 200) per poll covers the whole fleet; CREATING ones are probed."""
-    ids = _check_ids(deployment_ids)
-    deadline = Deadline(check_positive("timeout_s", timeout_s))
-    schedule = PollSchedule(check_positive("poll_interval_s", poll_interval_s))
     started = time.monotonic()
     outcomes: dict[str, Outcome[DeploymentInfo]] = {}
     last_seen: dict[str, DeploymentInfo] = {}
@@ -133,7 +125,7 @@ async def wait_for_ready_many(
         poll += 1
         try:
             listed = {
-                info.deployment_id: info for info in await manager._list(deadline, retry=False)
+                info.deployment_id: info for info in await deployments.list(deadline, retry=False)
             }
         except Exception as exc:
             if not errors.absorbs(exc):
@@ -153,12 +145,12 @@ async def wait_for_ready_many(
 
             async with anyio.create_task_group() as tg:
                 for i in creating:
-                    tg.start_soon(_probe_into, manager, listed[i], deadline, probes, probe_errors)
+                    tg.start_soon(_probe_into, inference, listed[i], deadline, probes, probe_errors)
             for i in list(pending):
                 try:
                     if i in probe_errors:
                         raise probe_errors[i]
-                    ready = manager._readiness(i, listed.get(i), probes.get(i, False))
+                    ready = readiness(i, listed.get(i), probes.get(i, False))
                 except FireworksError as exc:
                     outcomes[i] = Outcome(i, error=exc)
                     pending.discard(i)
@@ -186,53 +178,36 @@ async def wait_for_ready_many(
 
 
 async def _probe_into(
-    manager: AsyncDeploymentManager,
+    inference: Inference,
     info: DeploymentInfo,
     deadline: Deadline,
     probes: dict[str, bool],
     errors: dict[str, Exception],
 ) -> None:
     try:
-        probes[info.deployment_id] = await manager._probe(info.inference_model, deadline)
+        probes[info.deployment_id] = await inference.probe(info.inference_model, deadline)
     except FireworksError as exc:
         errors[info.deployment_id] = exc
 
 
 async def hotload_and_wait_many(
-    manager: AsyncDeploymentManager,
-    deployment_ids: Sequence[str],
+    hotloads: Hotloads,
+    ids: list[str],
     base_model: str,
-    snapshot_identity: str,
-    incremental_snapshot_metadata: MetadataLike | None,
-    reset_prompt_cache: bool,
-    timeout_seconds: float,
+    snapshot: Snapshot,
+    deadline: Deadline,
     poll_interval_s: float,
     *,
     return_exceptions: bool,
 ) -> FleetResult[HotloadStatus]:
     """Every deployment's hot-load and wait run at once, inside one task group and deadline."""
-    ids = _check_ids(deployment_ids)
-    metadata = None
-    for i in ids:
-        metadata = check_hotload_args(
-            i, base_model, snapshot_identity, incremental_snapshot_metadata, None, None
-        )
-    deadline = Deadline(check_positive("timeout_seconds", timeout_seconds))
-    interval = check_positive("poll_interval_s", poll_interval_s)
     started = time.monotonic()
     outcomes: dict[str, Outcome[HotloadStatus]] = {}
 
     async def one(deployment_id: str) -> None:
+        target = HotloadTarget(deployment_id, base_model)
         try:
-            status = await manager._hotload_and_wait(
-                deployment_id,
-                base_model,
-                snapshot_identity,
-                metadata,
-                reset_prompt_cache,
-                deadline,
-                interval,
-            )
+            status = await hotloads.load_and_wait(target, snapshot, deadline, poll_interval_s)
         except FireworksError as exc:
             outcomes[deployment_id] = Outcome(deployment_id, error=exc)
         else:

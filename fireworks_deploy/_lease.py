@@ -20,16 +20,14 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import anyio
 
 from ._config import Deadline, check_positive
+from ._deployments import Deployments, check_config
 from ._errors import InvalidConfigError, LeaseCleanupError, NotFoundError
 from ._models import DeploymentConfig, DeploymentInfo
-
-if TYPE_CHECKING:
-    from ._manager import AsyncDeploymentManager
 
 __all__ = ["DeploymentLease", "LeaseAction", "SyncDeploymentLease"]
 
@@ -44,7 +42,7 @@ class DeploymentLease:
 
     def __init__(
         self,
-        manager: AsyncDeploymentManager,
+        deployments: Deployments,
         on_exit: LeaseAction = "scale_to_zero",
         *,
         cleanup_timeout_s: float = 120.0,
@@ -53,7 +51,7 @@ class DeploymentLease:
             raise InvalidConfigError(
                 f"on_exit must be 'scale_to_zero' or 'delete', got {on_exit!r}."
             )
-        self._manager = manager
+        self._deployments = deployments
         self.on_exit: LeaseAction = on_exit
         self.cleanup_timeout_s = check_positive("cleanup_timeout_s", cleanup_timeout_s)
         self._created: list[str] = []
@@ -82,21 +80,16 @@ class DeploymentLease:
         """`manager.create_or_get`, remembering the deployment only if this call created it."""
         if not self._entered or self._exited:
             raise RuntimeError("Use lease.create_or_get() inside `async with manager.lease()`.")
-        if not isinstance(config, DeploymentConfig):
-            raise InvalidConfigError(
-                f"config must be a DeploymentConfig, got {type(config).__name__}."
-            )
+        config = check_config(config)
         deadline = Deadline(check_positive("timeout_s", timeout_s))
-        existing = await self._manager._get(config.deployment_id, deadline)
+        existing = await self._deployments.get(config.deployment_id, deadline)
         if existing is not None and not existing.is_bad and not force_recreate:
             return existing  # not ours: someone else owns its lifetime
         # Recorded before the call: a create whose answer is lost (or is cancelled after the
         # POST went out) may still have made the deployment, and cleanup tolerates absence.
         if config.deployment_id not in self._created:
             self._created.append(config.deployment_id)
-        return await self._manager.create_or_get(
-            config, force_recreate, timeout_s=max(deadline.remaining(), 1e-3)
-        )
+        return await self._deployments.create_or_get(config, force_recreate, deadline)
 
     async def __aexit__(
         self,
@@ -133,13 +126,15 @@ class DeploymentLease:
             try:
                 with anyio.fail_after(timeout):
                     if self.on_exit == "delete":
-                        await self._manager.delete(
-                            deployment_id, timeout_s=timeout, missing_ok=True
+                        await self._deployments.delete(
+                            deployment_id, Deadline(timeout), missing_ok=True
                         )
                     else:
                         # A deployment that is gone already has nothing left to bill.
                         with contextlib.suppress(NotFoundError):
-                            await self._manager.scale_to_zero(deployment_id)
+                            await self._deployments.scale_to_zero(
+                                deployment_id, self._deployments.operation_deadline()
+                            )
             except TimeoutError:
                 failures[deployment_id] = TimeoutError(
                     f"Releasing deployment {deployment_id!r} did not finish within {timeout:g}s."

@@ -12,14 +12,14 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 import attrs
 
 from ._config import Deadline
 
-__all__ = ["HotloadTiming", "Observation", "PollHub", "PollSchedule"]
+__all__ = ["HotloadTiming", "Observation", "PollHub", "PollSchedule", "describe_last"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -70,6 +70,15 @@ class Observation(Generic[T]):
     value: T | None
     error: Exception | None
     started_at: float
+
+
+def describe_last(last: Observation[Any] | None) -> str:
+    """What a timed-out wait last saw, when it saw no value: for its error message."""
+    if last is None:
+        return "no answer yet"
+    if last.error is not None:
+        return f"last error: {last.error}"
+    return "no status"
 
 
 class _Channel:

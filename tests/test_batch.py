@@ -34,11 +34,11 @@ async def test_many_waits_poll_through_list_rounds() -> None:
     async with AsyncDeploymentManager(
         api_key="k", base_url="http://local", transport=plane.transport()
     ) as manager:
-        manager._reads.threshold = 10
+        manager._deployments.reads.threshold = 10
         await _create(manager, ids)
         plane.stats.reset()
         states = await _wait_all(manager, ids)
-        rounds = manager._reads.rounds
+        rounds = manager._deployments.reads.rounds
     assert len(states) == len(ids)
     # Only the first polls, before enough waits had started, were plain GETs.
     assert plane.stats.requests["get"] < len(ids)
@@ -65,7 +65,7 @@ async def test_many_waiters_on_one_deployment_do_not_switch_to_lists() -> None:
     async with AsyncDeploymentManager(
         api_key="k", base_url="http://local", transport=plane.transport()
     ) as manager:
-        manager._reads.threshold = 10
+        manager._deployments.reads.threshold = 10
         await _create(manager, ["solo"])
         plane.stats.reset()
         await _wait_all(manager, ["solo"] * 50)
@@ -83,7 +83,7 @@ async def test_a_deployment_missing_from_the_list_is_read_alone() -> None:
         async def list_nothing(deadline: object) -> list[object]:
             return []
 
-        reads = manager._reads
+        reads = manager._deployments.reads
         reads._list_all = list_nothing  # type: ignore[assignment]
         reads.threshold = 0
         with reads.waiting("here"):

@@ -191,7 +191,7 @@ class TestResetPromptCacheFallback:
         }
         async with AsyncDeploymentManager(hotload_api_url="https://old-gw.example", **kwargs) as a:
             await a.hotload("d", BASE_MODEL, "s1")
-            assert a._reset_prompt_cache_supported == {"https://old-gw.example": False}
+            assert a._hotloads.reset_prompt_cache_supported is False  # one per gateway
         async with AsyncDeploymentManager(hotload_api_url="https://new-gw.example", **kwargs) as b:
             await b.hotload("d", BASE_MODEL, "s1")
         assert old.call_count == 2

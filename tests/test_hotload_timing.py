@@ -95,6 +95,6 @@ async def test_repeated_deltas_learn_the_servers_hotload_time() -> None:
                 "d1", "m", f"s{step}", metadata, timeout_seconds=20, poll_interval_s=1.0
             )
             previous = f"s{step}"
-        predicted = manager._hotload_timing.predict("d1", True)
+        predicted = manager._hotloads.timing.predict("d1", True)
     assert predicted is not None
     assert 0.15 <= predicted <= 0.9

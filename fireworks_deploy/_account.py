@@ -1,0 +1,47 @@
+"""The account every control-plane path is under: given, from the environment, or resolved once."""
+
+from __future__ import annotations
+
+import os
+
+import anyio
+import httpx
+
+from . import _wire
+from ._config import ACCOUNT_ID_ENV, Deadline
+from ._http import HTTPClient, build_url
+
+__all__ = ["Account", "env_account_id"]
+
+
+def env_account_id() -> str | None:
+    """`FIREWORKS_ACCOUNT_ID`, if set to something other than blanks."""
+    value = os.environ.get(ACCOUNT_ID_ENV)
+    return value.strip() if value and value.strip() else None
+
+
+class Account:
+    """The account id, resolved at most once (`GET /v1/accounts?pageSize=2`) if not given."""
+
+    def __init__(self, http: HTTPClient, base_url: httpx.URL, account_id: str | None) -> None:
+        self._http = http
+        self._base_url = base_url
+        self.id = None if account_id is None else _wire.validate_account_id(account_id)
+        self._lock: anyio.Lock | None = None
+
+    async def resolve(self, deadline: Deadline) -> str:
+        if self.id is not None:
+            return self.id
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if self.id is None:
+                url = build_url(self._base_url, "/v1/accounts", {"pageSize": "2"})
+                response = await self._http.request("GET", url, deadline=deadline)
+                self.id = _wire.validate_account_id(_wire.account_from_accounts(response.json))
+            return self.id
+
+    async def url(self, path: str, deadline: Deadline) -> httpx.URL:
+        """`{base_url}/v1/accounts/{account}/{path}`."""
+        account = await self.resolve(deadline)
+        return build_url(self._base_url, f"/v1/accounts/{account}/{path}")
