@@ -12,7 +12,7 @@ import httpx
 import pytest
 from local_kit import FakeClock
 
-from fireworks_deploy.local import Fault, LocalControlPlane
+from fireworks_deploy.local import DeploymentShape, Fault, LocalControlPlane
 
 BASE = "accounts/fireworks/models/qwen3-8b"
 DEPS = "http://local/v1/accounts/local/deployments"
@@ -866,3 +866,444 @@ def test_fault_parse_errors(spec: str, needle: str) -> None:
     """Bad specs raise a ValueError that says what is wrong."""
     with pytest.raises(ValueError, match=needle):
         Fault.parse(spec)
+
+
+# -- strict gateway ---------------------------------------------------------------------------
+
+
+async def test_second_create_is_409_and_changes_nothing(
+    client: httpx.AsyncClient, plane: LocalControlPlane
+) -> None:
+    """Creates are not idempotent: a second POST of the id is 409 and the first one stands."""
+    first = await create(client, description="first")
+    assert first.status_code == 200
+    again = await create(client, description="second", minReplicaCount=2, maxReplicaCount=2)
+    assert again.status_code == 409
+    assert "already exists" in error(again)["message"]
+    body = (await client.get(f"{DEPS}/d1")).json()
+    assert (body["description"], body["maxReplicaCount"]) == ("first", 1)
+    assert plane.stats.by_deployment["create", "d1"] == 2
+    assert [e.kind for e in plane.events] == ["created"]
+
+
+async def test_repeated_delta_post_is_refused_gateway_style(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """Re-POSTing an applied delta is a 400 with the gateway's pydantic-style body."""
+    await ready(client, clock)
+    assert (await hotload(client, {"identity": "s0"})).status_code == 200
+    clock.advance(4)
+    body = {"identity": "s1", **meta("s0")}
+    assert (await hotload(client, body)).json()["result"] == "started"
+    assert (await hotload(client, body)).json()["result"] == "in_progress"
+    clock.advance(4)
+    resp = await hotload(client, body)
+    assert resp.status_code == 400
+    assert set(error(resp)) == {"message", "type"}
+    assert error(resp)["type"] == "invalid_request_error"
+    assert (
+        "previous_snapshot_identity 's0' does not match the snapshot 's1'"
+        in (error(resp)["message"])
+    )
+    assert plane.stats.hotload_identities["d1", "s1"] == 3
+    assert plane.stats.hotload_identities["d1", "s0"] == 1
+    assert plane.stats.requests["hotload"] == 4
+    assert (await replicas(client))[0]["current_snapshot_identity"] == "s1"
+
+
+async def test_hotload_post_counted_even_when_unreadable(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """Every hot-load POST that reaches the server is counted, bad body or wrong key included."""
+    await ready(client, clock)
+    await client.post(HOTLOAD, content=b"{not json", headers=ROUTE)
+    await client.post(HOTLOAD, json={"identity": "s0"}, headers={**ROUTE, "X-Api-Key": ""})
+    assert plane.stats.requests["hotload"] == 2
+    assert plane.stats.by_deployment["hotload", "d1"] == 2
+    assert plane.stats.hotload_identities == {("d1", "s0"): 1}
+    plane.stats.reset()
+    assert (plane.stats.total, len(plane.stats.hotload_identities)) == (0, 0)
+
+
+# -- official-client surface: nested update masks, scale from zero, shapes --------------------
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [
+        "autoscaling_policy.scale_to_zero_window",
+        "autoscalingPolicy.scaleToZeroWindow",
+        "autoscaling_policy.scaleToZeroWindow",
+    ],
+)
+async def test_patch_nested_update_mask(
+    client: httpx.AsyncClient, clock: FakeClock, mask: str
+) -> None:
+    """A nested mask path (snake or camel) updates only that field of the stored policy."""
+    await ready(client, clock, autoscalingPolicy={"scaleUpWindow": "30s"})
+    resp = await client.patch(
+        f"{DEPS}/d1",
+        params={"updateMask": mask},
+        json={"autoscalingPolicy": {"scaleToZeroWindow": "600s", "scaleUpWindow": "90s"}},
+    )
+    assert resp.status_code == 200, resp.text
+    expected = {"scaleUpWindow": "30s", "scaleToZeroWindow": "600s"}
+    assert resp.json()["autoscalingPolicy"] == expected
+    assert (await client.get(f"{DEPS}/d1")).json()["autoscalingPolicy"] == expected
+
+
+async def test_patch_whole_policy_and_mixed_mask(
+    client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """The mask may name the whole policy, mixed with top-level fields, snake keys in the body."""
+    await ready(client, clock)
+    resp = await client.patch(
+        f"{DEPS}/d1",
+        params={"updateMask": "autoscaling_policy,description,placement.region"},
+        json={
+            "autoscalingPolicy": {"scale_down_window": "120.5s", "loadTargets": {"util": 0.8}},
+            "description": "d",
+            "placement": {"region": "US_OHIO_1"},
+        },
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["autoscalingPolicy"] == {"scaleDownWindow": "120.5s", "loadTargets": {"util": 0.8}}
+    assert (body["description"], body["region"]) == ("d", "US_OHIO_1")
+
+
+@pytest.mark.parametrize(
+    ("mask", "body", "needle"),
+    [
+        ("autoscaling_policy.bogus", {"autoscalingPolicy": {}}, "autoscaling_policy.bogus"),
+        ("autoscaling_policy.scale_to_zero_window", {"autoscalingPolicy": {}}, "no "),
+        ("autoscaling_policy.scale_to_zero_window", {}, "scaleToZeroWindow"),
+        (
+            "autoscaling_policy.scale_to_zero_window",
+            {"autoscalingPolicy": {"scaleToZeroWindow": "10m"}},
+            '"600s"',
+        ),
+        (
+            "autoscaling_policy.scale_to_zero_window",
+            {"autoscalingPolicy": {"scaleToZeroWindow": "60s"}},
+            "at least 300s",
+        ),
+        ("autoscaling_policy", {"autoscalingPolicy": {"colour": "red"}}, "colour"),
+        ("autoscaling_policy", {"autoscalingPolicy": "fast"}, "object"),
+        ("description.deep", {"description": "x"}, "description.deep"),
+    ],
+)
+async def test_patch_nested_mask_errors(
+    client: httpx.AsyncClient, clock: FakeClock, mask: str, body: dict[str, Any], needle: str
+) -> None:
+    """Unknown, absent or malformed nested values are 400s naming what is wrong."""
+    await ready(client, clock)
+    resp = await client.patch(f"{DEPS}/d1", params={"updateMask": mask}, json=body)
+    assert resp.status_code == 400
+    assert needle in error(resp)["message"]
+    assert "autoscalingPolicy" not in (await client.get(f"{DEPS}/d1")).json()
+
+
+async def test_completions_scale_a_zero_deployment_back_up(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """After scale-to-zero a completion is 503 while one replica boots, then 200."""
+    await ready(client, clock)
+    await client.patch(f"{DEPS}/d1", json={"maxReplicaCount": 0, "minReplicaCount": 0})
+    resp = await client.post(COMPLETIONS, json=PROBE)
+    assert resp.status_code == 503
+    assert "DEPLOYMENT_SCALING_UP" in error(resp)["message"]
+    body = (await client.get(f"{DEPS}/d1")).json()
+    assert (body["state"], body["desiredReplicaCount"], body["replicaCount"]) == ("READY", 1, 0)
+    clock.advance(10)
+    assert (await client.post(COMPLETIONS, json=PROBE)).status_code == 200
+    assert plane.event_time("scale_from_zero", "d1") == 1010.0
+    assert plane.event_time("ready", "d1", "scale_up") == 1020.0
+
+
+SHAPES = "http://local/v1/accounts/fireworks/deploymentShapes"
+
+
+async def test_shape_and_version_reads(client: httpx.AsyncClient, plane: LocalControlPlane) -> None:
+    """Shapes, their versions and one version read as the Stainless types expect."""
+    shape = (await client.get(f"{SHAPES}/rft-qwen3-8b")).json()
+    assert shape["name"] == "accounts/fireworks/deploymentShapes/rft-qwen3-8b"
+    assert (shape["baseModel"], shape["acceleratorType"]) == (BASE, "NVIDIA_H200_141GB")
+    version = (await client.get(f"{SHAPES}/rft-qwen3-8b/versions/v1")).json()
+    assert version["name"] == "accounts/fireworks/deploymentShapes/rft-qwen3-8b/versions/v1"
+    assert (version["validated"], version["latestValidated"]) == (True, False)
+    assert version["snapshot"]["precision"] == "BF16"
+    assert version["snapshot"]["name"] == shape["name"]
+    latest = (await client.get(f"{SHAPES}/rft-qwen3-8b/versions/latest")).json()
+    assert latest["name"].endswith("/versions/v2")
+    listed = (await client.get(SHAPES)).json()
+    assert [s["name"].rsplit("/", 1)[1] for s in listed["deploymentShapes"]] == [
+        "rft-qwen3-4b-b200",
+        "rft-qwen3-8b",
+    ]
+    assert (await client.get("http://local/v1/accounts/local/deploymentShapes")).json()[
+        "deploymentShapes"
+    ] == []
+    assert plane.stats.requests["shape"] == 1
+    assert plane.stats.requests["shape_version"] == 2
+    assert plane.stats.requests["shapes"] == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "versions"),
+    [
+        ("filter=latest_validated%3Dtrue&pageSize=1", ["v2"]),  # the cookbook's lookup
+        ("filter=latestValidated=true", ["v2"]),
+        ("filter=validated=true", ["v1", "v2"]),
+        ("filter=validated!=true", ["v3"]),
+        ("filter=validated=true AND latest_validated=false", ["v1"]),
+        ("orderBy=create_time desc", ["v3", "v2", "v1"]),
+        ("orderBy=createTime desc&pageSize=2", ["v3", "v2"]),
+        ("orderBy=name desc&filter=validated=true", ["v2", "v1"]),
+        ("readMask=name&pageSize=500&colour=red", ["v1", "v2", "v3"]),  # unknown params ignored
+        ("pageSize=0", ["v1", "v2", "v3"]),
+    ],
+)
+async def test_shape_versions_list_query(
+    client: httpx.AsyncClient, query: str, versions: list[str]
+) -> None:
+    """filter, orderBy and pageSize select and order versions; unknown parameters are ignored."""
+    resp = await client.get(f"{SHAPES}/rft-qwen3-8b/versions?{query}")
+    assert resp.status_code == 200, resp.text
+    names = [v["name"].rsplit("/", 1)[1] for v in resp.json()["deploymentShapeVersions"]]
+    assert names == versions
+
+
+async def test_shape_versions_pagination(client: httpx.AsyncClient) -> None:
+    """pageToken continues where the previous page stopped; the last page has no token."""
+    url = f"{SHAPES}/rft-qwen3-8b/versions"
+    seen: list[str] = []
+    token = ""
+    for _ in range(5):
+        page = (await client.get(url, params={"pageSize": 2, "pageToken": token})).json()
+        seen += [v["name"].rsplit("/", 1)[1] for v in page["deploymentShapeVersions"]]
+        token = page["nextPageToken"]
+        if not token:
+            break
+    assert seen == ["v1", "v2", "v3"]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "needle"),
+    [
+        ("/nope", 404, "deploymentShapes/nope"),
+        ("/nope/versions", 404, "deploymentShapes/nope"),
+        ("/rft-qwen3-8b/versions/v9", 404, "versions/v9"),
+        ("/rft-qwen3-8b/versions?filter=colour=red", 400, "filter"),
+        ("/rft-qwen3-8b/versions?filter=validated=maybe", 400, "filter"),
+        ("/rft-qwen3-8b/versions?orderBy=colour", 400, "orderBy"),
+        ("/rft-qwen3-8b/versions?orderBy=name sideways", 400, "orderBy"),
+        ("/rft-qwen3-8b/versions?pageToken=x", 400, "pageToken"),
+        ("/rft-qwen3-8b/versions?pageSize=-1", 400, "pageSize"),
+    ],
+)
+async def test_shape_errors(client: httpx.AsyncClient, path: str, status: int, needle: str) -> None:
+    """Unknown shapes and versions are 404; unsupported filters and orders are 400."""
+    resp = await client.get(f"{SHAPES}{path}")
+    assert resp.status_code == status
+    assert needle in error(resp)["message"]
+
+
+async def test_shapes_can_be_added(client: httpx.AsyncClient, plane: LocalControlPlane) -> None:
+    """plane.shapes.add registers a shape (with a default validated v1) under any account."""
+    plane.shapes.add(
+        "local", DeploymentShape("mine", BASE, "NVIDIA_A100_80GB", accelerator_count=4)
+    )
+    url = (
+        "http://local/v1/accounts/local/deploymentShapes/mine/versions?filter=latest_validated=true"
+    )
+    (version,) = (await client.get(url)).json()["deploymentShapeVersions"]
+    assert version["snapshot"]["acceleratorCount"] == 4
+
+
+# -- hostile faults ---------------------------------------------------------------------------
+
+
+async def test_endless_body_in_process_never_finishes(
+    client: httpx.AsyncClient, plane: LocalControlPlane
+) -> None:
+    """In process the endless body never completes; the caller's deadline ends it and the stream."""
+    fault = plane.faults.add(Fault("endless_body", endpoint="accounts", size=256 * 1024))
+    with pytest.raises(TimeoutError), anyio.fail_after(0.2):
+        await client.get("http://local/v1/accounts")
+    assert (fault.fired, fault.open_streams) == (1, 0)
+    assert (await client.get("http://local/v1/accounts")).status_code == 200
+
+
+async def test_deep_json_fault(client: httpx.AsyncClient, plane: LocalControlPlane) -> None:
+    """deep_json answers valid JSON nested `depth` levels: json.loads gives up on it."""
+    plane.faults.add(Fault("deep_json", endpoint="hotload_status"))
+    resp = await client.get(HOTLOAD, headers=ROUTE)
+    assert resp.status_code == 200
+    assert resp.content.startswith(b'{"replicas":[[[')
+    assert resp.content.count(b"[") == 100_000
+    with pytest.raises(RecursionError):
+        resp.json()
+    plane.faults.add(Fault("deep_json", endpoint="get", depth=3))
+    assert (await client.get(f"{DEPS}/d1")).json() == {"name": [[[]]]}
+
+
+async def test_oversized_body_fault(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """oversized_body pads the real answer with whitespace to `size` bytes: still valid JSON."""
+    await ready(client, clock)
+    plane.faults.add(Fault("oversized_body", endpoint="get", size=3 * 1024 * 1024 + 5))
+    resp = await client.get(f"{DEPS}/d1")
+    assert resp.status_code == 200
+    assert len(resp.content) == int(resp.headers["content-length"]) == 3 * 1024 * 1024 + 5
+    assert resp.json()["name"] == "accounts/local/deployments/d1"
+    plane.faults.add(Fault("oversized_body", endpoint="get", size=10))  # smaller than the answer
+    assert (await client.get(f"{DEPS}/d1")).json()["state"] == "READY"
+
+
+async def test_gzip_bomb_fault(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """gzip_bomb sends a small gzip body that inflates to `size` bytes of the real answer."""
+    await ready(client, clock)
+    fault = plane.faults.add(Fault("gzip_bomb", endpoint="hotload_status", size=16 << 20))
+    resp = await client.get(HOTLOAD, headers=ROUTE)
+    assert (resp.status_code, resp.headers["content-encoding"]) == (200, "gzip")
+    assert resp.num_bytes_downloaded < 32 * 1024
+    assert int(resp.headers["content-length"]) == resp.num_bytes_downloaded
+    assert len(resp.content) == 16 << 20
+    assert resp.json()["replicas"][0]["readiness"] is True
+    assert fault.exhausted
+
+
+async def test_lost_answer_fault_applies_then_drops(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """lost_answer applies the hot-load, then the connection drops (in process: an error)."""
+    await ready(client, clock)
+    plane.faults.add(Fault("lost_answer", endpoint="hotload"))
+    with pytest.raises(httpx.RemoteProtocolError):
+        await hotload(client, {"identity": "s0"})
+    assert plane.event_time("hotload_started", "d1", "s0") == 1010.0
+    clock.advance(4)
+    assert (await replicas(client))[0]["current_snapshot_identity"] == "s0"
+    assert plane.stats.hotload_identities["d1", "s0"] == 1
+
+
+async def test_lost_answer_fault_with_status(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """lost_answer with status=503 answers 503 although the create took effect."""
+    plane.faults.add("lost_answer:endpoint=create,status=503")
+    resp = await create(client)
+    assert resp.status_code == 503
+    assert "lost after it was applied" in error(resp)["message"]
+    assert (await client.get(f"{DEPS}/d1")).json()["state"] == "CREATING"
+    assert (await create(client)).status_code == 409
+
+
+async def test_replica_vanish_fault(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """replica_vanish leaves a replica out of `times` status answers, or for good."""
+    await ready(client, clock, minReplicaCount=2, maxReplicaCount=2)
+    pods = [r["identity"] for r in await replicas(client)]
+    assert len(pods) == 2
+    plane.faults.add(Fault("replica_vanish", times=2))
+    for _ in range(2):
+        assert [r["identity"] for r in await replicas(client)] == pods[1:]
+    assert [r["identity"] for r in await replicas(client)] == pods
+    plane.faults.add("replica_vanish:replica=1,times=forever")
+    for _ in range(3):
+        assert [r["identity"] for r in await replicas(client)] == pods[:1]
+    body = (await client.get(f"{DEPS}/d1")).json()
+    assert body["replicaCount"] == 2  # only the status list loses it
+
+
+async def test_replica_vanish_on_one_replica_empties_the_list(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """With one replica the status list is empty while it is gone; an empty list is left alone."""
+    await create(client)
+    fault = plane.faults.add(Fault("replica_vanish", times=None))
+    assert await replicas(client) == []  # booting: nothing to hide
+    assert fault.fired == 0
+    clock.advance(10)
+    assert await replicas(client) == []
+    assert fault.fired == 1
+
+
+async def test_status_lag_fault_over_http(
+    client: httpx.AsyncClient, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """With status_lag, status shows the old state for `lag` seconds; completions do not lag."""
+    await ready(client, clock)
+    await hotload(client, {"identity": "s0"})
+    clock.advance(4)
+    plane.faults.add("status_lag:lag=6")
+    assert (await hotload(client, {"identity": "s1"})).status_code == 200
+    clock.advance(5)
+    r = (await replicas(client))[0]
+    assert "s1" not in json.dumps(r)
+    assert (r["current_snapshot_identity"], r["readiness"]) == ("s0", True)
+    resp = await client.post(COMPLETIONS, json=PROBE)
+    assert resp.headers["x-local-snapshot-identity"] == "s1"
+    clock.advance(1)
+    assert (await replicas(client))[0]["current_snapshot_identity"] == "s1"
+
+
+async def test_status_fault_defaults_to_503(
+    client: httpx.AsyncClient, plane: LocalControlPlane
+) -> None:
+    """A status fault without a status answers 503."""
+    fault = plane.faults.add(Fault("status", endpoint="accounts"))
+    assert (fault.status, fault.http_status) == (None, 503)
+    assert (await client.get("http://local/v1/accounts")).status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("endless_body:endpoint=hotload_status", {"kind": "endless_body", "size": None}),
+        ("oversized_body:endpoint=get,size=32M", {"size": 32 << 20}),
+        ("oversized_body:size=4096", {"size": 4096}),
+        ("gzip_bomb:endpoint=hotload_status,size=1GiB", {"size": 1 << 30}),
+        ("gzip_bomb:size=64kb", {"size": 64 << 10}),
+        ("deep_json:endpoint=get,depth=5000", {"depth": 5000}),
+        ("replica_vanish:replica=0,times=3", {"replica": 0, "times": 3}),
+        ("replica_vanish:times=forever", {"times": None}),
+        ("status_lag:lag=5", {"seconds": 5.0}),
+        ("status_lag:seconds=0.5,identity=step-2", {"seconds": 0.5, "identity": "step-2"}),
+        ("lost_answer:endpoint=hotload", {"status": None}),
+        ("lost_answer:endpoint=hotload,status=503", {"status": 503}),
+        ("status:endpoint=shape_versions", {"endpoint": "shape_versions"}),
+    ],
+)
+def test_fault_parse_new_kinds(spec: str, expected: dict[str, object]) -> None:
+    """The hostile fault kinds parse from their spec syntax."""
+    fault = Fault.parse(spec)
+    assert {k: getattr(fault, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("oversized_body:size=lots", "byte count"),
+        ("gzip_bomb:size=-1", "byte count"),
+        ("deep_json:depth=0", "depth"),
+        ("lost_answer:status=42", "HTTP status"),
+    ],
+)
+def test_fault_parse_new_kind_errors(spec: str, needle: str) -> None:
+    """Bad sizes and depths are ValueErrors."""
+    with pytest.raises(ValueError, match=needle):
+        Fault.parse(spec)
+
+
+def test_fault_body_sizes_default_per_kind() -> None:
+    """Each body fault has its own default size."""
+    assert Fault("endless_body").body_size == 1 << 20
+    assert Fault("oversized_body").body_size == 32 << 20
+    assert Fault("gzip_bomb").body_size == 256 << 20
+    assert Fault("gzip_bomb", size=7).body_size == 7

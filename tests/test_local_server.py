@@ -6,7 +6,9 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+import zlib
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -127,3 +129,81 @@ def test_serve_prints_url_and_stops_on_ctrl_c() -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a server-side condition (no event to wait on) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_endless_body_streams_until_the_client_leaves(
+    server: LocalServer, plane: LocalControlPlane
+) -> None:
+    """Over loopback the endless body keeps coming; closing the connection stops the stream."""
+    fault = plane.faults.add(Fault("endless_body", endpoint="accounts"))
+    received = 0
+    with (
+        httpx.Client(base_url=server.base_url, headers={"X-Api-Key": "k"}, timeout=5) as c,
+        c.stream("GET", "/v1/accounts") as resp,
+    ):
+        assert resp.status_code == 200
+        assert "content-length" not in resp.headers
+        head = b""
+        streaming = []
+        for chunk in resp.iter_raw():  # leaving the loop closes the response (and connection)
+            head = (head + chunk)[:64]
+            received += len(chunk)
+            streaming.append(fault.open_streams)
+            if received > 8 << 20:  # far past anything a sane answer would be
+                break
+        assert head.startswith(b'{"accounts":[{"identity":"pod-endless"')
+        assert streaming[:10] == [1] * 10
+    wait_for(lambda: fault.open_streams == 0)
+    with httpx.Client(base_url=server.base_url, headers={"X-Api-Key": "k"}, timeout=5) as c:
+        assert c.get("/v1/accounts").status_code == 200
+
+
+def test_lost_answer_over_loopback(
+    client: httpx.Client, clock: FakeClock, plane: LocalControlPlane
+) -> None:
+    """The hot-load is applied, then the socket closes with no answer."""
+    client.post(
+        "/v1/accounts/local/deployments?deploymentId=d1",
+        json={"baseModel": BASE, "maxReplicaCount": 1, "enableHotLoad": True},
+    )
+    clock.now = 1
+    plane.faults.add(Fault("lost_answer", endpoint="hotload"))
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post("/hot_load/v1/models/hot_load", json={"identity": "s0"}, headers=ROUTE)
+    clock.now = 2
+    replica = client.get("/hot_load/v1/models/hot_load", headers=ROUTE).json()["replicas"][0]
+    assert replica["current_snapshot_identity"] == "s0"
+    assert plane.stats.hotload_identities["d1", "s0"] == 1
+
+
+def test_gzip_bomb_over_loopback(client: httpx.Client, plane: LocalControlPlane) -> None:
+    """Over the wire the bomb is a few hundred KiB that inflate to `size` bytes of valid JSON."""
+    plane.faults.add(Fault("gzip_bomb", endpoint="accounts", size=64 << 20))
+    with client.stream("GET", "/v1/accounts") as resp:
+        assert resp.headers["content-encoding"] == "gzip"
+        wire = b"".join(resp.iter_raw())
+    assert len(wire) == int(resp.headers["content-length"]) < 128 * 1024
+    inflated = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    total = 0
+    for start in range(0, len(wire), 4096):  # inflate piecewise: never hold 64 MiB at once
+        total += len(inflated.decompress(wire[start : start + 4096], 1 << 20))
+        while inflated.unconsumed_tail:
+            total += len(inflated.decompress(inflated.unconsumed_tail, 1 << 20))
+    assert inflated.eof
+    assert total == 64 << 20
+
+
+def test_oversized_body_over_loopback(client: httpx.Client, plane: LocalControlPlane) -> None:
+    """An oversized answer announces its length and is the real answer padded with spaces."""
+    plane.faults.add(Fault("oversized_body", endpoint="accounts", size=5 << 20))
+    resp = client.get("/v1/accounts")
+    assert int(resp.headers["content-length"]) == len(resp.content) == 5 << 20
+    assert resp.json()["accounts"][0]["name"] == "accounts/local"

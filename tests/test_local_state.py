@@ -482,3 +482,157 @@ def test_constructor_rejects_bad_values(clock: FakeClock) -> None:
         ControlPlaneState(boot_seconds=-1, clock=clock)
     with pytest.raises(ValueError, match="account"):
         ControlPlaneState(account="Not An Id", clock=clock)
+
+
+# -- strict chain, scale from zero, autoscaling policy, status lag -----------------------------
+
+
+def test_repeated_delta_is_refused_once_applied(state: ControlPlaneState, clock: FakeClock) -> None:
+    """A delta repeated while it loads is in progress; once applied, the repeat is refused."""
+    ready(state, clock)
+    hotload(state, "s0")
+    clock.advance(4)
+    assert hotload(state, "s1", **delta("s0")) == "started"
+    assert hotload(state, "s1", **delta("s0")) == "in_progress"
+    with pytest.raises(StateError, match=r"'s9'.*'s0'") as info:
+        hotload(state, "s1", **delta("s9"))
+    assert info.value.kind == "INVALID_ARGUMENT"
+    clock.advance(4)
+    with pytest.raises(StateError, match=r"previous_snapshot_identity 's0'.*'s1'") as info:
+        hotload(state, "s1", **delta("s0"))
+    assert info.value.kind == "INVALID_ARGUMENT"
+    with pytest.raises(StateError, match="cannot apply to itself"):
+        hotload(state, "s1", **delta("s1"))
+    assert hotload(state, "s1") == "already_loaded"  # a full load of the served one is a no-op
+    assert [e.detail for e in state.events if e.kind == "hotload_started"] == ["s0", "s1"]
+
+
+def test_delta_formats_are_checked_before_in_progress(
+    state: ControlPlaneState, clock: FakeClock
+) -> None:
+    """A bad checksum format is refused even when it repeats the load in progress."""
+    ready(state, clock)
+    hotload(state, "s0")
+    clock.advance(4)
+    hotload(state, "s1", **delta("s0"))
+    with pytest.raises(StateError, match="checksum_format"):
+        hotload(state, "s1", **delta("s0", checksum_format="adler32"))
+
+
+def test_scale_from_zero_on_demand(state: ControlPlaneState, clock: FakeClock) -> None:
+    """A completion for a scaled-to-zero deployment boots one pod; it serves after the boot."""
+    ready(state, clock)
+    state.update("local", "d1", {"min_replica_count": 0, "max_replica_count": 0})
+    with pytest.raises(StateError, match="DEPLOYMENT_SCALING_UP") as info:
+        state.sample("local", "d1", [1], 4)
+    assert info.value.kind == "UNAVAILABLE"
+    view = state.get("local", "d1")
+    assert (view.state, view.desired_replicas, view.ready_replicas) == ("READY", 1, 0)
+    assert (view.spec.min_replica_count, view.spec.max_replica_count) == (0, 0)
+    clock.advance(5)
+    with pytest.raises(StateError, match="DEPLOYMENT_SCALING_UP"):
+        state.sample("local", "d1", [1], 4)  # still booting: no second pod
+    assert len([e for e in state.events if e.kind == "scale_from_zero"]) == 1
+    clock.advance(5)
+    sample = state.sample("local", "d1", [1], 4)[0]
+    assert (sample.snapshot, len(sample.token_ids)) == (None, 4)
+    assert state.event_time("ready", "d1", "scale_up") == 120.0
+    assert len(status(state)) == 1
+
+
+def test_on_demand_pod_goes_after_the_scale_to_zero_window(
+    state: ControlPlaneState, clock: FakeClock
+) -> None:
+    """Without completions for scale_to_zero_window (default 1 h), the on-demand pod goes."""
+    ready(state, clock)
+    state.update("local", "d1", {"min_replica_count": 0, "max_replica_count": 0})
+    with pytest.raises(StateError):
+        state.sample("local", "d1", [1], 4)
+    clock.advance(10)
+    state.sample("local", "d1", [1], 4)  # at 120
+    clock.advance(3599)
+    assert state.get("local", "d1").ready_replicas == 1
+    clock.advance(1)
+    assert state.get("local", "d1").ready_replicas == 0
+    assert state.event_time("scaled_to_zero", "d1", "idle") == 3720.0
+    state.update("local", "d1", {"autoscaling_policy.scale_to_zero_window": 300.0})
+    with pytest.raises(StateError):
+        state.sample("local", "d1", [1], 4)
+    clock.advance(10 + 300)
+    assert state.get("local", "d1").ready_replicas == 0
+
+
+def test_configured_replicas_never_idle_away(state: ControlPlaneState, clock: FakeClock) -> None:
+    """A deployment configured with replicas keeps them however long it idles."""
+    ready(state, clock)
+    clock.advance(10 * 3600)
+    assert state.get("local", "d1").ready_replicas == 1
+
+
+def test_autoscaling_policy_nested_update(state: ControlPlaneState, clock: FakeClock) -> None:
+    """A dotted change sets one policy field and keeps the others; limits are checked."""
+    ready(state, clock)
+    state.update("local", "d1", {"autoscaling_policy.scale_up_window": 30.0})
+    view = state.update("local", "d1", {"autoscaling_policy.scale_to_zero_window": 600.0})
+    policy = view.spec.autoscaling_policy
+    assert policy is not None
+    assert (policy.scale_up_window, policy.scale_to_zero_window) == (30.0, 600.0)
+    with pytest.raises(StateError, match="at least 300s") as info:
+        state.update("local", "d1", {"autoscaling_policy.scale_to_zero_window": 60.0})
+    assert info.value.kind == "INVALID_ARGUMENT"
+    with pytest.raises(StateError, match="at most 3600s"):
+        state.update("local", "d1", {"autoscaling_policy.scale_down_window": 7200.0})
+    with pytest.raises(StateError, match="Unknown deployment field"):
+        state.update("local", "d1", {"autoscaling_policy.bogus": 1.0})
+    with pytest.raises(StateError, match="Unknown deployment field"):
+        state.update("local", "d1", {"placement.zone": "x"})
+    with pytest.raises(StateError, match="loadTargets"):
+        state.update("local", "d1", {"autoscaling_policy.load_targets": {"util": 0.0}})
+    assert state.get("local", "d1").spec.autoscaling_policy == policy
+
+
+def test_status_lag_fault_hides_the_new_load(clock: FakeClock) -> None:
+    """For `seconds` after an accepted POST, status shows the old state without the identity."""
+    plane = LocalControlPlane(boot_seconds=0, hotload_seconds=1, clock=clock)
+    plane.create_deployment("d1", "m", replicas=2)
+    plane.state.hotload("local", "d1", "m", "s0")
+    clock.advance(1)
+    fault = plane.faults.add(Fault("status_lag", seconds=3, identity="s1"))
+    plane.state.hotload("local", "d1", "m", "s1")
+    assert fault.fired == 1
+    for _ in range(3):  # the load itself ends after 1 s
+        views = plane.state.hotload_status("local", "d1", "m")
+        assert len(views) == 2
+        for v in views:
+            assert (v.current_snapshot_identity, v.stage, v.target_snapshot_identity) == (
+                "s0",
+                "done",
+                "s0",
+            )
+            assert v.readiness is True
+        clock.advance(1)
+    assert [
+        v.current_snapshot_identity for v in plane.state.hotload_status("local", "d1", "m")
+    ] == [
+        "s1",
+        "s1",
+    ]
+    assert plane.event_time("hotload_done", "d1", "s1") == 102.0  # only status lagged
+    assert plane.state.sample("local", "d1", [1], 1)[0].snapshot == "s1"
+    plane.state.hotload("local", "d1", "m", "s2")  # the fault is spent (times=1)
+    assert plane.state.hotload_status("local", "d1", "m")[0].target_snapshot_identity == "s2"
+
+
+def test_status_lag_before_any_load_shows_idle(clock: FakeClock) -> None:
+    """Lagging status of a first load shows idle replicas that serve nothing."""
+    plane = LocalControlPlane(boot_seconds=0, hotload_seconds=1, clock=clock)
+    plane.create_deployment("d1", "m")
+    plane.faults.add("status_lag:lag=2")
+    plane.state.hotload("local", "d1", "m", "s0")
+    clock.advance(1.5)
+    r = plane.state.hotload_status("local", "d1", "m")[0]
+    assert (r.current_snapshot_identity, r.stage, r.target_snapshot_identity) == (
+        None,
+        "idle",
+        None,
+    )

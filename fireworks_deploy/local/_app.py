@@ -1,26 +1,36 @@
 """The HTTP face of the local control plane: a Starlette app over :mod:`._state`.
 
-One origin serves the control plane (``/v1/...``, camelCase JSON), the hot-load API
+One origin serves the control plane (``/v1/...``, camelCase JSON, including the read-only
+deployment shapes of :mod:`._shapes`), the hot-load API
 (``/hot_load/v1/models/hot_load``, routed by the ``fireworks-deployment`` header, snake_case)
 and completions (``/inference/v1/completions``, also ``/v1/completions``). Repeated slashes in
 paths are collapsed (the official client sends ``//hot_load/...`` when ``base_url`` ends in ``/``).
 
-Every routed request is counted in :class:`Stats`, authenticated (``X-Api-Key`` or
-``Authorization: Bearer``), then exposed to the matching faults, then handled. Bad input is always
-a 4xx JSON error, never a 500.
+Every routed request is counted in :class:`Stats` (before anything else, so a test can assert how
+many POSTs reached the server), authenticated (``X-Api-Key`` or ``Authorization: Bearer``), then
+exposed to the matching faults, then handled. Bad input is always a 4xx JSON error, never a 500.
+
+``updateMask`` paths are snake_case or camelCase and may be nested
+(``autoscaling_policy.scale_to_zero_window``, ``placement.region``). A 400 from the hot-load API
+(schema or chain violations) has the gateway's pydantic-style body
+``{"error": {"message": ..., "type": "invalid_request_error"}}``; control-plane errors have the
+google.rpc-style ``{"error": {"code", "message", "status"}}``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import re
 import secrets
+import struct
 import threading
 import time
+import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from functools import cached_property
 from typing import Any
 
@@ -30,12 +40,14 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from ._faults import Fault, FaultRegistry
+from ._faults import ANSWER_KINDS, DEFAULT_DEPTH, Fault, FaultRegistry
+from ._shapes import DeploymentShape, ShapeCatalog, ShapeVersion
 from ._state import (
+    AutoscalingPolicy,
     ControlPlaneState,
     DeploymentSpec,
     DeploymentView,
@@ -89,9 +101,23 @@ _KIND_TO_HTTP: dict[ErrorKind, tuple[int, str]] = {
     "UNAVAILABLE": (503, "UNAVAILABLE"),
     "TOO_EARLY": (425, "FAILED_PRECONDITION"),
 }
-_TERMINAL_FAULTS = frozenset({"status", "drop", "hang", "malformed", "wrong_shape"})
+_TERMINAL_FAULTS = frozenset(
+    {"status", "drop", "hang", "malformed", "wrong_shape", "endless_body", "deep_json"}
+)
 _LATENCY = frozenset({"latency"})
 _STALE = frozenset({"stale_error"})
+_VANISH = frozenset({"replica_vanish"})
+# The top-level key a body fault nests its payload under, per endpoint (so it looks plausible).
+_BODY_KEYS = {
+    "accounts": "accounts",
+    "list": "deployments",
+    "hotload_status": "replicas",
+    "shapes": "deploymentShapes",
+    "shape_versions": "deploymentShapeVersions",
+}
+_ENDLESS_ITEM = b'{"identity":"pod-endless","readiness":false,"loaded_adapters":[]},'
+_CHUNK = 64 * 1024
+_GZIP_BLOCK = 1 << 20
 _REJECT_RESET = frozenset({"reject_reset_prompt_cache"})
 _SLASHES = re.compile(r"/{2,}")
 _SLASHES_RAW = re.compile(rb"/{2,}")
@@ -128,11 +154,21 @@ _WIRE_FIELDS: dict[str, tuple[str, str]] = {
     "extraValues": ("extra_values", "str_map"),
     "annotations": ("annotations", "str_map"),
     "preemptible": ("preemptible", "bool"),
+    "autoscalingPolicy": ("autoscaling_policy", "policy"),
 }
 # snake_case updateMask path -> camelCase body key
 _MASK_PATHS = {re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower(): camel for camel in _WIRE_FIELDS} | {
     "placement.region": "placement"
 }
+# camelCase autoscalingPolicy key -> (AutoscalingPolicy field, value kind)
+_POLICY_WIRE = {
+    "scaleUpWindow": ("scale_up_window", "duration"),
+    "scaleDownWindow": ("scale_down_window", "duration"),
+    "scaleToZeroWindow": ("scale_to_zero_window", "duration"),
+    "loadTargets": ("load_targets", "float_map"),
+}
+_POLICY_SNAKE = {field: camel for camel, (field, _) in _POLICY_WIRE.items()}
+_DURATION = re.compile(r"(\d+(?:\.\d{1,9})?)s")
 _SPEC_DEFAULTS = {
     f.name: f.default for f in dataclasses.fields(DeploymentSpec) if f.name != "base_model"
 }
@@ -145,18 +181,44 @@ class _BadRequestError(Exception):
 class _Connection:
     """Per-request flags shared between a handler and :class:`LocalApp`."""
 
-    __slots__ = ("drop",)
+    __slots__ = ("drop", "socket")
 
-    def __init__(self) -> None:
+    def __init__(self, socket: bool) -> None:
         self.drop = False
+        #: True over a real socket (uvicorn); False in process, where bodies are buffered
+        self.socket = socket
+
+
+class _StreamingResponse(StreamingResponse):
+    """A streaming response that closes its generator when the client goes away.
+
+    Starlette cancels the send loop on disconnect but leaves the generator suspended until it is
+    garbage collected; closing it at once runs its ``finally`` (and so frees what it holds).
+    """
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            iterator = self.body_iterator
+            if isinstance(iterator, AsyncGenerator):
+                with anyio.CancelScope(shield=True):
+                    await iterator.aclose()
 
 
 class Stats:
-    """Request counters by endpoint name and by ``(endpoint, deployment_id)``."""
+    """Request counters by endpoint name and by ``(endpoint, deployment_id)``.
+
+    Every routed request is counted when it reaches the server, before authentication and
+    faults, whether or not it is answered. ``hotload_identities`` counts hot-load POSTs by
+    ``(deployment_id, identity)`` (when the body names one), so a test can assert that each
+    snapshot was POSTed at most once.
+    """
 
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
         self.by_deployment: Counter[tuple[str, str]] = Counter()
+        self.hotload_identities: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
 
     @property
@@ -164,18 +226,21 @@ class Stats:
         """All routed requests since the last reset."""
         return sum(self.requests.values())
 
-    def record(self, endpoint: str, deployment_id: str | None) -> None:
-        """Count one request."""
+    def record(self, endpoint: str, deployment_id: str | None, identity: str | None = None) -> None:
+        """Count one request (a hot-load POST also by the identity it names)."""
         with self._lock:
             self.requests[endpoint] += 1
             if deployment_id is not None:
                 self.by_deployment[endpoint, deployment_id] += 1
+                if identity is not None:
+                    self.hotload_identities[deployment_id, identity] += 1
 
     def reset(self) -> None:
         """Zero every counter."""
         with self._lock:
             self.requests.clear()
             self.by_deployment.clear()
+            self.hotload_identities.clear()
 
 
 def _error(status: int, message: str, grpc: str | None = None, **headers: str) -> JSONResponse:
@@ -189,13 +254,17 @@ def _state_error(exc: StateError) -> JSONResponse:
     return _error(status, exc.message, grpc)
 
 
+def _gateway_error(message: str, status: int = 400) -> JSONResponse:
+    """The gateway's pydantic-style error body (wire-protocol §3)."""
+    return JSONResponse(
+        {"error": {"message": message, "type": "invalid_request_error"}}, status_code=status
+    )
+
+
 def _pydantic_error(*problems: tuple[str, str]) -> JSONResponse:
     count = len(problems)
     detail = "; ".join(f"{msg}, field: '{loc}'" for msg, loc in problems)
-    message = f"{count} validation error{'s' if count > 1 else ''}: {detail}"
-    return JSONResponse(
-        {"error": {"message": message, "type": "invalid_request_error"}}, status_code=400
-    )
+    return _gateway_error(f"{count} validation error{'s' if count > 1 else ''}: {detail}")
 
 
 def _load_json(raw: bytes) -> Any:
@@ -243,6 +312,33 @@ def _convert(key: str, kind: str, value: Any) -> Any:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise _BadRequestError(f"{key} must be an object of strings.")
         return dict(value)
+    if kind == "policy":
+        if not isinstance(value, dict):
+            raise _BadRequestError(f"{key} must be an object, got {json.dumps(value)}.")
+        fields: dict[str, Any] = {}
+        for sub, sub_value in value.items():
+            camel = _POLICY_SNAKE.get(sub, sub)
+            if camel not in _POLICY_WIRE:
+                raise _BadRequestError(
+                    f"{key} has no field {sub!r}; known: {', '.join(sorted(_POLICY_WIRE))}."
+                )
+            if sub_value is not None:
+                name, sub_kind = _POLICY_WIRE[camel]
+                fields[name] = _convert(f"{key}.{camel}", sub_kind, sub_value)
+        return AutoscalingPolicy(**fields)
+    if kind == "duration":
+        match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise _BadRequestError(
+                f'{key} must be a duration like "600s", got {json.dumps(value)}.'
+            )
+        return float(match[1])
+    if kind == "float_map":
+        if not isinstance(value, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        ):
+            raise _BadRequestError(f"{key} must be an object of numbers.")
+        return {k: float(v) for k, v in value.items()}
     if kind == "placement":
         if not isinstance(value, dict):
             raise _BadRequestError('placement must be an object like {"region": ...}.')
@@ -265,6 +361,60 @@ def _changes(body: dict[str, Any], keys: list[str]) -> dict[str, Any]:
         field, kind = _WIRE_FIELDS[key]
         value = body[key]
         changes[field] = _SPEC_DEFAULTS.get(field) if value is None else _convert(key, kind, value)
+    return changes
+
+
+def _camel(segment: str) -> str:
+    head, *rest = segment.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _member(obj: dict[str, Any], camel: str, snake: str) -> tuple[bool, Any]:
+    for key in (camel, snake):
+        if key in obj:
+            return True, obj[key]
+    return False, None
+
+
+def _mask_changes(body: dict[str, Any], mask: str) -> dict[str, Any]:
+    """The changes an ``updateMask`` selects from ``body`` (paths snake or camel, maybe nested)."""
+    changes: dict[str, Any] = {}
+    known = sorted(_MASK_PATHS) + [f"autoscaling_policy.{f}" for f in sorted(_POLICY_SNAKE)]
+    for path in filter(None, (p.strip() for p in mask.split(","))):
+        head, _, sub = path.partition(".")
+        camel = _camel(head)
+        if camel == "autoscalingPolicy" and sub:
+            sub_camel = _camel(sub)
+            if sub_camel not in _POLICY_WIRE:
+                raise _BadRequestError(
+                    f"updateMask names unknown field {path!r}; known fields: {', '.join(known)}."
+                )
+            present, policy = _member(body, camel, head)
+            if present and isinstance(policy, dict):
+                present, value = _member(policy, sub_camel, _POLICY_WIRE[sub_camel][0])
+            if not present:
+                raise _BadRequestError(
+                    f"updateMask names {path!r} but the body has no "
+                    f"'autoscalingPolicy.{sub_camel}' value."
+                )
+            name, kind = _POLICY_WIRE[sub_camel]
+            label = f"autoscalingPolicy.{sub_camel}"
+            changes[f"autoscaling_policy.{name}"] = (
+                None if value is None else _convert(label, kind, value)
+            )
+            continue
+        key = _MASK_PATHS.get(path)
+        if key is None and not sub and camel in _WIRE_FIELDS:
+            key = camel
+        if key is None and camel == "placement" and _camel(sub) == "region":
+            key = "placement"
+        if key is None:
+            raise _BadRequestError(
+                f"updateMask names unknown field {path!r}; known fields: {', '.join(known)}."
+            )
+        if key not in body:
+            raise _BadRequestError(f"updateMask names {path!r} but the body has no {key!r} value.")
+        changes.update(_changes(body, [key]))
     return changes
 
 
@@ -328,7 +478,48 @@ def deployment_json(view: DeploymentView) -> dict[str, Any]:
     out.update((k, v) for k, v in optional.items() if v is not None)
     if spec.preemptible:
         out["preemptible"] = True
+    policy = spec.autoscaling_policy
+    if policy is not None:
+        out["autoscalingPolicy"] = {
+            camel: f"{value:g}s" if kind == "duration" else value
+            for camel, (name, kind) in _POLICY_WIRE.items()
+            if (value := getattr(policy, name)) is not None
+        }
     return out
+
+
+def shape_json(
+    account: str, shape: DeploymentShape, create_time: str, update_time: str
+) -> dict[str, Any]:
+    """The camelCase representation of a deployment shape."""
+    out: dict[str, Any] = {
+        "name": f"accounts/{account}/deploymentShapes/{shape.shape_id}",
+        "displayName": shape.display_name,
+        "description": shape.description,
+        "baseModel": shape.base_model,
+        "acceleratorType": shape.accelerator_type,
+        "acceleratorCount": shape.accelerator_count,
+        "precision": shape.precision,
+        "presetType": shape.preset_type,
+        "createTime": create_time,
+        "updateTime": update_time,
+    }
+    if shape.max_context_length:
+        out["maxContextLength"] = shape.max_context_length
+    return out
+
+
+def shape_version_json(account: str, shape_id: str, version: ShapeVersion) -> dict[str, Any]:
+    """The camelCase representation of a deployment shape version."""
+    name = f"accounts/{account}/deploymentShapes/{shape_id}"
+    return {
+        "name": f"{name}/versions/{version.version_id}",
+        "createTime": version.create_time,
+        "snapshot": shape_json(account, version.snapshot, version.create_time, version.create_time),
+        "validated": version.validated,
+        "latestValidated": version.latest_validated,
+        "public": version.public,
+    }
 
 
 def _token_text(token: int) -> str:
@@ -348,6 +539,7 @@ class LocalApp:
         self._state = plane.state
         self._faults = plane.faults
         self._stats = plane.stats
+        self._shapes_catalog = plane.shapes
         self._ids = itertools.count(1)
         not_found = {404: self._not_found, 405: self._not_allowed}
         self.starlette = Starlette(
@@ -358,6 +550,22 @@ class LocalApp:
                 Route("/v1/accounts/{account}/deployments/{dep}", self._get, methods=["GET"]),
                 Route("/v1/accounts/{account}/deployments/{dep}", self._patch, methods=["PATCH"]),
                 Route("/v1/accounts/{account}/deployments/{dep}", self._delete, methods=["DELETE"]),
+                Route("/v1/accounts/{account}/deploymentShapes", self._shapes, methods=["GET"]),
+                Route(
+                    "/v1/accounts/{account}/deploymentShapes/{shape}",
+                    self._shape,
+                    methods=["GET"],
+                ),
+                Route(
+                    "/v1/accounts/{account}/deploymentShapes/{shape}/versions",
+                    self._shape_versions,
+                    methods=["GET"],
+                ),
+                Route(
+                    "/v1/accounts/{account}/deploymentShapes/{shape}/versions/{version}",
+                    self._shape_version,
+                    methods=["GET"],
+                ),
                 Route("/hot_load/v1/models/hot_load", self._hotload, methods=["POST"]),
                 Route("/hot_load/v1/models/hot_load", self._hotload_status, methods=["GET"]),
                 Route("/inference/v1/completions", self._completions, methods=["POST"]),
@@ -377,7 +585,7 @@ class LocalApp:
             scope["path"] = _SLASHES.sub("/", path)
             if scope.get("raw_path"):
                 scope["raw_path"] = _SLASHES_RAW.sub(b"/", scope["raw_path"])
-        conn = _Connection()
+        conn = _Connection(socket=_raw_transport(send) is not None)
         scope[_SCOPE_KEY] = conn
 
         async def guarded_send(message: Message) -> None:
@@ -416,11 +624,13 @@ class LocalApp:
         endpoint: str,
         deployment_id: str | None,
         handle: Callable[[], Response],
+        identity: str | None = None,
     ) -> Response:
-        self._stats.record(endpoint, deployment_id)
+        self._stats.record(endpoint, deployment_id, identity)
         denied = self._check_auth(request)
         if denied is not None:
             return denied
+        spoil: Fault | None = None
         if self._faults:
             delay = sum(
                 f.seconds if f.seconds is not None else 1.0
@@ -431,22 +641,63 @@ class LocalApp:
             fault = self._faults.take(_TERMINAL_FAULTS, endpoint, deployment_id)
             if fault is not None:
                 return await self._fault_response(request, endpoint, fault)
+            spoil = self._faults.take(ANSWER_KINDS, endpoint, deployment_id)
         try:
-            return handle()
+            response = handle()
         except StateError as exc:
-            return _state_error(exc)
+            response = _state_error(exc)
         except _BadRequestError as exc:
-            return _error(400, str(exc))
+            response = _error(400, str(exc))
+        if spoil is not None:
+            return self._spoil(request, endpoint, spoil, response)
+        return response
+
+    def _spoil(self, request: Request, endpoint: str, fault: Fault, response: Response) -> Response:
+        """Answer faults: the request took effect; its answer is lost, oversized or a bomb."""
+        if fault.kind == "lost_answer":
+            if fault.status is not None:
+                message = f"Injected fault: the answer of {endpoint} was lost after it was applied."
+                return _error(fault.status, message)
+            request.scope[_SCOPE_KEY].drop = True
+            return Response(b"")
+        body = bytes(response.body)
+        size = fault.body_size
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-length", "content-encoding")
+        }
+        if fault.kind == "oversized_body":
+            parts, length = _padded(body, size)
+        else:  # gzip_bomb
+            parts, length = _gzip_padded(body, size)
+            headers["content-encoding"] = "gzip"
+        headers["content-length"] = str(length)
+        return _StreamingResponse(
+            parts, status_code=response.status_code, headers=headers, media_type=None
+        )
 
     async def _fault_response(self, request: Request, endpoint: str, fault: Fault) -> Response:
         if fault.kind == "status":
             headers = {}
             if fault.retry_after is not None:
                 headers["Retry-After"] = f"{fault.retry_after:g}"
+            status = fault.http_status
             if fault.body is not None:
-                return Response(fault.body, fault.status, headers, media_type="application/json")
-            message = f"Injected fault: HTTP {fault.status} on {endpoint}."
-            return _error(fault.status, message, **headers)
+                return Response(fault.body, status, headers, media_type="application/json")
+            message = f"Injected fault: HTTP {status} on {endpoint}."
+            return _error(status, message, **headers)
+        key = _BODY_KEYS.get(endpoint, "name").encode()
+        if fault.kind == "endless_body":
+            conn: _Connection = request.scope[_SCOPE_KEY]
+            limit = None if conn.socket else fault.body_size
+            return _StreamingResponse(
+                _endless(b'{"%s":[' % key, fault, limit), media_type="application/json"
+            )
+        if fault.kind == "deep_json":
+            depth = fault.depth if fault.depth is not None else DEFAULT_DEPTH
+            nested = b'{"%s":%s%s}' % (key, b"[" * depth, b"]" * depth)
+            return Response(nested, 200, media_type="application/json")
         if fault.kind == "drop":
             request.scope[_SCOPE_KEY].drop = True
             return Response(b"")
@@ -488,14 +739,7 @@ class LocalApp:
         account = request.path_params["account"]
 
         def handle() -> Response:
-            raw = request.query_params.get("pageSize", "") or "50"
-            try:
-                size = int(raw)
-            except ValueError:
-                raise _BadRequestError(f"pageSize must be an integer, got {raw!r}.") from None
-            if size < 0:
-                raise _BadRequestError(f"pageSize must be >= 0, got {size}.")
-            size = min(size or 50, _MAX_PAGE_SIZE)
+            size = _page_size(request.query_params.get("pageSize", ""))
             token = request.query_params.get("pageToken", "")
             views, next_token = self._state.list_deployments(account, size, token)
             body: dict[str, Any] = {
@@ -549,22 +793,10 @@ class LocalApp:
             if body is None:
                 raise problem or _BadRequestError("Request body is required.")
             if mask:
-                keys = []
-                for path in filter(None, (p.strip() for p in mask.split(","))):
-                    key = _MASK_PATHS.get(path) or (path if path in _WIRE_FIELDS else None)
-                    if key is None:
-                        raise _BadRequestError(
-                            f"updateMask names unknown field {path!r}; known fields: "
-                            f"{', '.join(sorted(_MASK_PATHS))}."
-                        )
-                    if key not in body:
-                        raise _BadRequestError(
-                            f"updateMask names {path!r} but the body has no {key!r} value."
-                        )
-                    keys.append(key)
+                changes = _mask_changes(body, mask)
             else:
-                keys = [key for key in body if key in _WIRE_FIELDS]
-            view = self._state.update(account, dep, _changes(body, keys))
+                changes = _changes(body, [key for key in body if key in _WIRE_FIELDS])
+            view = self._state.update(account, dep, changes)
             return JSONResponse(deployment_json(view))
 
         return await self._run(request, "scale" if scale else "update", dep, handle)
@@ -577,6 +809,61 @@ class LocalApp:
             return JSONResponse({})
 
         return await self._run(request, "delete", dep, handle)
+
+    # -- control plane: deployment shapes -------------------------------------------------------
+
+    async def _shapes(self, request: Request) -> Response:
+        account = request.path_params["account"]
+
+        def handle() -> Response:
+            shapes = [shape_json(account, *s) for s in self._shapes_catalog.list_shapes(account)]
+            return JSONResponse(
+                {"deploymentShapes": shapes, "nextPageToken": "", "totalSize": len(shapes)}
+            )
+
+        return await self._run(request, "shapes", None, handle)
+
+    async def _shape(self, request: Request) -> Response:
+        account, shape_id = request.path_params["account"], request.path_params["shape"]
+
+        def handle() -> Response:
+            return JSONResponse(shape_json(account, *self._shapes_catalog.get(account, shape_id)))
+
+        return await self._run(request, "shape", None, handle)
+
+    async def _shape_versions(self, request: Request) -> Response:
+        account, shape_id = request.path_params["account"], request.path_params["shape"]
+
+        def handle() -> Response:
+            params = request.query_params
+            versions, token = self._shapes_catalog.list_versions(
+                account,
+                shape_id,
+                filter_text=params.get("filter", ""),
+                order_by=params.get("orderBy", params.get("order_by", "")),
+                page_size=_page_size(params.get("pageSize", params.get("page_size", ""))),
+                page_token=params.get("pageToken", params.get("page_token", "")),
+            )
+            return JSONResponse(
+                {
+                    "deploymentShapeVersions": [
+                        shape_version_json(account, shape_id, v) for v in versions
+                    ],
+                    "nextPageToken": token,
+                }
+            )
+
+        return await self._run(request, "shape_versions", None, handle)
+
+    async def _shape_version(self, request: Request) -> Response:
+        params = request.path_params
+        account, shape_id, version_id = params["account"], params["shape"], params["version"]
+
+        def handle() -> Response:
+            version = self._shapes_catalog.version(account, shape_id, version_id)
+            return JSONResponse(shape_version_json(account, shape_id, version))
+
+        return await self._run(request, "shape_version", None, handle)
 
     # -- gateway: hot-load -------------------------------------------------------------------
 
@@ -606,6 +893,11 @@ class LocalApp:
     async def _hotload(self, request: Request) -> Response:
         raw = await request.body()
         deployment_id = self._routed_id(request)
+        try:
+            named = json.loads(raw) if raw.strip() else None
+        except (ValueError, RecursionError):
+            named = None
+        named_identity = named.get("identity") if isinstance(named, dict) else None
 
         def handle() -> Response:
             account, dep, model = self._route(request)
@@ -621,19 +913,25 @@ class LocalApp:
             if "reset_prompt_cache" in body and self._faults.take(_REJECT_RESET, "hotload", dep):
                 return _pydantic_error(("Extra inputs are not permitted", "reset_prompt_cache"))
             meta = body.get("incremental_snapshot_metadata")
-            result = self._state.hotload(
-                account,
-                dep,
-                model,
-                body["identity"],
-                previous_snapshot_identity=meta["previous_snapshot_identity"] if meta else None,
-                compression_format=meta["compression_format"] if meta else None,
-                checksum_format=meta["checksum_format"] if meta else None,
-                delta=meta is not None,
-            )
+            try:
+                result = self._state.hotload(
+                    account,
+                    dep,
+                    model,
+                    body["identity"],
+                    previous_snapshot_identity=meta["previous_snapshot_identity"] if meta else None,
+                    compression_format=meta["compression_format"] if meta else None,
+                    checksum_format=meta["checksum_format"] if meta else None,
+                    delta=meta is not None,
+                )
+            except StateError as exc:
+                if exc.kind == "INVALID_ARGUMENT":
+                    return _gateway_error(exc.message)
+                raise
             return JSONResponse({"identity": body["identity"], "result": result})
 
-        return await self._run(request, "hotload", deployment_id, handle)
+        identity = named_identity if isinstance(named_identity, str) else None
+        return await self._run(request, "hotload", deployment_id, handle, identity)
 
     async def _hotload_status(self, request: Request) -> Response:
         deployment_id = self._routed_id(request)
@@ -647,6 +945,10 @@ class LocalApp:
                 replicas = self._state.hotload_status(
                     account, dep, model, stale_error_target=target
                 )
+            vanish = self._faults.take(_VANISH, "hotload_status", dep) if replicas else None
+            if vanish is not None:
+                gone = (vanish.replica or 0) % len(replicas)
+                replicas = replicas[:gone] + replicas[gone + 1 :]
             return JSONResponse(
                 {
                     "replicas": [
@@ -762,6 +1064,101 @@ class LocalApp:
         )
 
 
+def _page_size(raw: str) -> int:
+    """``pageSize``: default 50, at most 200 (larger values are coerced), never negative."""
+    try:
+        size = int(raw or "50")
+    except ValueError:
+        raise _BadRequestError(f"pageSize must be an integer, got {raw!r}.") from None
+    if size < 0:
+        raise _BadRequestError(f"pageSize must be >= 0, got {size}.")
+    return min(size or 50, _MAX_PAGE_SIZE)
+
+
+async def _endless(prefix: bytes, fault: Fault, limit: int | None) -> AsyncIterator[bytes]:
+    """JSON that never ends; past ``limit`` bytes (in process) it stops sending and waits.
+
+    Each chunk is followed by a checkpoint: uvicorn's ``send`` returns at once without awaiting
+    once the client is gone, and the loop must run to notice the disconnect.
+    """
+    chunk = _ENDLESS_ITEM * (_CHUNK // len(_ENDLESS_ITEM))
+    fault.open_streams += 1
+    try:
+        yield prefix
+        sent = len(prefix)
+        while limit is None or sent < limit:
+            yield chunk
+            sent += len(chunk)
+            await anyio.lowlevel.checkpoint()
+        await anyio.sleep_forever()
+    finally:
+        fault.open_streams -= 1
+
+
+def _pad_split(body: bytes) -> tuple[bytes, bytes]:
+    """Where whitespace may go: after an object's ``{``, else before the whole body."""
+    return (body[:1], body[1:]) if body.startswith(b"{") else (b"", body)
+
+
+def _padded(body: bytes, size: int) -> tuple[AsyncIterator[bytes], int]:
+    """``body`` with whitespace to ``size`` bytes, streamed in chunks (no big buffer)."""
+    head, tail = _pad_split(body)
+    pad = max(0, size - len(body))
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield head
+        block = b" " * _CHUNK
+        left = pad
+        while left:
+            step = min(left, _CHUNK)
+            yield block[:step]
+            left -= step
+            await anyio.lowlevel.checkpoint()  # see _endless
+        yield tail
+
+    return parts(), len(body) + pad
+
+
+@functools.cache
+def _deflated_block() -> bytes:
+    """Raw deflate of ``_GZIP_BLOCK`` spaces after a full flush: repeatable back to back."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    compressor.compress(b"{")
+    compressor.flush(zlib.Z_FULL_FLUSH)
+    return compressor.compress(b" " * _GZIP_BLOCK) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+def _gzip_padded(body: bytes, size: int) -> tuple[AsyncIterator[bytes], int]:
+    """``body`` padded to ``size`` bytes, gzip-compressed (~1000:1), with its compressed length.
+
+    Deflate output after a full flush does not depend on earlier input, so one compressed block
+    of spaces is repeated; the CRC of the whole is computed as the blocks go out.
+    """
+    head, tail = _pad_split(body)
+    pad = max(0, size - len(body))
+    blocks, rest = divmod(pad, _GZIP_BLOCK)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = compressor.compress(head) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = _deflated_block()
+    last = compressor.compress(b" " * rest + tail) + compressor.flush(zlib.Z_FINISH)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    length = len(header) + len(first) + blocks * len(block) + len(last) + 8
+
+    async def parts() -> AsyncIterator[bytes]:
+        crc = zlib.crc32(head)
+        yield header + first
+        spaces = b" " * _GZIP_BLOCK
+        for _ in range(blocks):
+            crc = zlib.crc32(spaces, crc)
+            yield block
+            await anyio.lowlevel.checkpoint()  # see _endless
+        crc = zlib.crc32(tail, zlib.crc32(b" " * rest, crc))
+        total = len(head) + pad + len(tail)
+        yield last + struct.pack("<II", crc & 0xFFFFFFFF, total & 0xFFFFFFFF)
+
+    return parts(), length
+
+
 def _int_param(body: dict[str, Any], key: str, default: int, low: int, high: int) -> int:
     value = body.get(key, default)
     if value is None:
@@ -869,10 +1266,16 @@ def _sse(
     return "".join(parts).encode()
 
 
+def _raw_transport(send: Send) -> Any:
+    """The asyncio transport under uvicorn's ``send``, or None in process."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    return transport if transport is not None and hasattr(transport, "abort") else None
+
+
 async def _drop_connection(send: Send) -> None:
     """Close the client's connection without a response (see :class:`LocalApp`)."""
-    transport = getattr(getattr(send, "__self__", None), "transport", None)
-    if transport is not None and hasattr(transport, "abort"):
+    transport = _raw_transport(send)
+    if transport is not None:
         transport.abort()
         for _ in range(3):  # let the server notice, so it neither logs nor answers
             await anyio.lowlevel.checkpoint()
@@ -904,6 +1307,8 @@ class LocalControlPlane:
         self.api_key = api_key
         self.faults = FaultRegistry()
         self.stats = Stats()
+        #: deployment shapes and versions (seeded; add more with ``plane.shapes.add(...)``)
+        self.shapes = ShapeCatalog()
         self.state = ControlPlaneState(
             account=account,
             boot_seconds=boot_seconds,

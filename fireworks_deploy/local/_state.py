@@ -16,11 +16,19 @@ Rules worth knowing:
   ``UNAVAILABLE``/``DEPLOYMENT_SCALING_UP``) and hot-loads are refused until it is scaled up.
 * Scaling to zero keeps ``READY`` and drops the pods and the served snapshot. Scaling back up boots
   fresh pods over ``boot_seconds``; they start from the base weights (no snapshot served).
+* Scale from zero on demand: a completion for a ``READY`` deployment with no pods boots one pod
+  over ``boot_seconds`` and is answered ``UNAVAILABLE``/``DEPLOYMENT_SCALING_UP`` until it is
+  ready. Such an on-demand pod (the configured replica count is 0) goes away again after
+  ``autoscaling_policy.scale_to_zero_window`` (default one hour) without completions.
 * Changing ``hot_load_trainer_job`` or ``hot_load_transition_type`` on a serving deployment rolls
   the pods: ``UPDATING`` for ``update_seconds``, new pod identities, hot-load state reset.
 * One hot-load at a time. Replicas load in parallel, each over ``hotload_seconds`` (plus jitter);
   a replica keeps serving its old snapshot until its own load is done. The deployment's committed
   snapshot changes when the last replica finishes.
+* The chain is strict: a delta is accepted only if its ``previous_snapshot_identity`` is what the
+  replicas serve, so re-POSTing a delta that was already applied is refused
+  (``INVALID_ARGUMENT``), as the real gateway does. A repeat while the same load is still in
+  progress is answered ``in_progress``; a full load of the served identity ``already_loaded``.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from typing import Literal, Protocol
 
 __all__ = [
     "COMPRESSION_FORMATS",
+    "AutoscalingPolicy",
     "ControlPlaneState",
     "DeploymentSpec",
     "DeploymentView",
@@ -68,9 +77,15 @@ CHECKSUM_FORMAT = "alder32"  # sic: the wire token misspells Adler-32 on purpose
 TRANSITION_TYPES = frozenset({"ASYNC", "SYNC"})
 BUCKET_TYPES = frozenset({"BUCKET_TYPE_UNSPECIFIED", "MINIO", "S3", "NEBIUS", "FW_HOSTED"})
 RECENT_USE_SECONDS = 3600.0
+SCALE_TO_ZERO_WINDOW = 3600.0  # the documented default of autoscalingPolicy.scaleToZeroWindow
+MIN_SCALE_TO_ZERO_WINDOW = 300.0  # "must be at least 5 minutes"
+MAX_SCALE_WINDOW = 3600.0  # scale up/down windows "must be less than or equal to 1 hour"
 VOCAB = 32000
 
 _ID_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
+_POLICY_FIELDS = frozenset(
+    {"scale_up_window", "scale_down_window", "scale_to_zero_window", "load_targets"}
+)
 _TRAINER_RE = re.compile(r"accounts/[^/]+/rlorTrainerJobs/([^/]+)")
 
 
@@ -95,11 +110,16 @@ class Event:
 
 @dataclass(frozen=True)
 class LoadPlan:
-    """How one hot-load will go: fail at the end, and/or one replica lagging behind."""
+    """How one hot-load will go: fail at the end, one replica lagging behind, status lagging.
+
+    ``status_lag`` seconds after the load starts, the hot-load status still shows the state from
+    before the POST (no mention of the new identity).
+    """
 
     fail: bool = False
     lagging_replica: int | None = None
     lag_seconds: float = math.inf
+    status_lag: float = 0.0
 
 
 class StateHooks(Protocol):
@@ -110,6 +130,16 @@ class StateHooks(Protocol):
 
     def hotload_plan(self, deployment_id: str, identity: str) -> LoadPlan:
         """How the hot-load of ``identity`` that is starting now should go."""
+
+
+@dataclass(frozen=True)
+class AutoscalingPolicy:
+    """The autoscaler settings of a deployment; windows are in seconds (``None``: default)."""
+
+    scale_up_window: float | None = None
+    scale_down_window: float | None = None
+    scale_to_zero_window: float | None = None
+    load_targets: dict[str, float] | None = None
 
 
 @dataclass
@@ -135,6 +165,7 @@ class DeploymentSpec:
     extra_values: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
     preemptible: bool = False
+    autoscaling_policy: AutoscalingPolicy | None = None
     skip_shape_validation: bool = False
     accept_shapeless_risk: bool = False
     disable_speculative_decoding: bool = False
@@ -202,6 +233,10 @@ class _HotLoad:
     start: float
     ends: list[float]
     fail: bool
+    # status_lag: until `hidden_until`, status shows the idle state from before the POST
+    hidden_until: float = -math.inf
+    prior_stage: str = "idle"
+    prior_target: str | None = None
 
     @property
     def finish(self) -> float:
@@ -339,6 +374,13 @@ class ControlPlaneState:
         if d.scale_ready_at is not None and now >= d.scale_ready_at:
             self._event("ready", d, d.scale_ready_at, "scale_up")
             d.scale_ready_at = None
+        idle_end = self._idle_end(d)
+        if idle_end is not None and now >= idle_end:
+            d.pods = []
+            d.served = None
+            d.load = None
+            d.last_load = None
+            self._event("scaled_to_zero", d, idle_end, "idle")
         load = d.load
         if load is not None and now >= load.finish:
             if load.fail:
@@ -349,6 +391,23 @@ class ControlPlaneState:
             d.last_load = load
             d.load = None
         return True
+
+    @staticmethod
+    def _idle_end(d: _Deployment) -> float | None:
+        """When on-demand pods of a deployment configured for 0 replicas go away, if they do."""
+        spec = d.spec
+        if d.phase != "READY" or not d.pods or d.scale_ready_at is not None or d.load is not None:
+            return None
+        if replicas_for(spec.min_replica_count, spec.max_replica_count) > 0:
+            return None
+        policy = spec.autoscaling_policy
+        window = SCALE_TO_ZERO_WINDOW
+        if policy is not None and policy.scale_to_zero_window is not None:
+            window = policy.scale_to_zero_window
+        busy = max(p.ready_at for p in d.pods)
+        if d.last_completion is not None:
+            busy = max(busy, d.last_completion)
+        return busy + window
 
     def _lookup(self, deployment_id: str, now: float) -> _Deployment:
         d = self._deployments.get(deployment_id)
@@ -362,7 +421,7 @@ class ControlPlaneState:
 
     def _view(self, d: _Deployment, now: float) -> DeploymentView:
         ready = sum(1 for p in d.pods if p.ready_at <= now) if d.phase == "READY" else 0
-        desired = replicas_for(d.spec.min_replica_count, d.spec.max_replica_count)
+        desired = max(replicas_for(d.spec.min_replica_count, d.spec.max_replica_count), len(d.pods))
         if d.phase in ("FAILED", "DELETING"):
             desired = 0
         code = "INTERNAL" if d.phase == "FAILED" else "OK"
@@ -410,6 +469,9 @@ class ControlPlaneState:
                 "INVALID_ARGUMENT",
                 f"hotLoadBucketType must be one of {sorted(BUCKET_TYPES)}, got {bt!r}.",
             )
+        policy = spec.autoscaling_policy
+        if policy is not None:
+            ControlPlaneState._validate_policy(policy)
         job = spec.hot_load_trainer_job
         if job is not None and job and not _TRAINER_RE.fullmatch(job):
             raise StateError(
@@ -417,6 +479,27 @@ class ControlPlaneState:
                 "hotLoadTrainerJob must look like accounts/{account}/rlorTrainerJobs/{job}, "
                 f"got {job!r}.",
             )
+
+    @staticmethod
+    def _validate_policy(policy: AutoscalingPolicy) -> None:
+        windows = (
+            ("scaleUpWindow", policy.scale_up_window, 0.0, MAX_SCALE_WINDOW),
+            ("scaleDownWindow", policy.scale_down_window, 0.0, MAX_SCALE_WINDOW),
+            ("scaleToZeroWindow", policy.scale_to_zero_window, MIN_SCALE_TO_ZERO_WINDOW, math.inf),
+        )
+        for name, value, low, high in windows:
+            if value is not None and not low <= value <= high:
+                bound = f"at least {low:g}s" if high == math.inf else f"at most {high:g}s"
+                raise StateError(
+                    "INVALID_ARGUMENT",
+                    f"autoscalingPolicy.{name} must be {bound}, got {value:g}s.",
+                )
+        for key, target in (policy.load_targets or {}).items():
+            if not target > 0:
+                raise StateError(
+                    "INVALID_ARGUMENT",
+                    f"autoscalingPolicy.loadTargets[{key!r}] must be > 0, got {target!r}.",
+                )
 
     def _bucket_url(self, deployment_id: str, spec: DeploymentSpec) -> str | None:
         if not spec.enable_hot_load:
@@ -514,7 +597,10 @@ class ControlPlaneState:
     def update(
         self, account: str, deployment_id: str, changes: dict[str, object]
     ) -> DeploymentView:
-        """Apply ``changes`` (DeploymentSpec field -> value): scale, roll pods, or just edit."""
+        """Apply ``changes`` (DeploymentSpec field -> value): scale, roll pods, or just edit.
+
+        A key ``"autoscaling_policy.<field>"`` sets one field of the autoscaling policy.
+        """
         with self._lock:
             now = self.clock()
             self._check_account(account)
@@ -528,6 +614,13 @@ class ControlPlaneState:
             for key, value in changes.items():
                 if key == "base_model":
                     raise StateError("INVALID_ARGUMENT", "baseModel cannot be changed.")
+                head, dot, sub = key.partition(".")
+                if dot:
+                    if head != "autoscaling_policy" or sub not in _POLICY_FIELDS:
+                        raise StateError("INVALID_ARGUMENT", f"Unknown deployment field {key!r}.")
+                    policy = spec.autoscaling_policy or AutoscalingPolicy()
+                    spec.autoscaling_policy = replace(policy, **{sub: value})  # type: ignore[arg-type]
+                    continue
                 if not hasattr(spec, key):
                     raise StateError("INVALID_ARGUMENT", f"Unknown deployment field {key!r}.")
                 setattr(spec, key, value)
@@ -679,41 +772,23 @@ class ControlPlaneState:
                 raise StateError(
                     "TOO_EARLY", f"Deployment {name} is scaling up; no replica is ready yet."
                 )
-            if d.load is not None:
-                if d.load.target == identity:
-                    return "in_progress"
-                raise StateError(
-                    "ABORTED",
-                    f"A hot-load of {d.load.target!r} is in progress on {name}; "
-                    f"wait for it to finish before loading {identity!r}.",
-                )
-            if d.served == identity:
-                return "already_loaded"
             if delta:
-                if checksum_format != CHECKSUM_FORMAT:
+                self._check_delta_formats(compression_format, checksum_format)
+            if d.load is not None:
+                if d.load.target != identity:
                     raise StateError(
-                        "INVALID_ARGUMENT",
-                        f"checksum_format must be {CHECKSUM_FORMAT!r}, got {checksum_format!r}.",
+                        "ABORTED",
+                        f"A hot-load of {d.load.target!r} is in progress on {name}; "
+                        f"wait for it to finish before loading {identity!r}.",
                     )
-                if compression_format not in COMPRESSION_FORMATS:
-                    raise StateError(
-                        "INVALID_ARGUMENT",
-                        f"compression_format {compression_format!r} is not one of "
-                        f"{sorted(COMPRESSION_FORMATS)}.",
-                    )
-                if d.served is None:
-                    raise StateError(
-                        "INVALID_ARGUMENT",
-                        f"Delta snapshot {identity!r} needs a base, but {name} serves no "
-                        "snapshot; hot-load a full snapshot first.",
-                    )
-                if previous_snapshot_identity != d.served:
-                    raise StateError(
-                        "INVALID_ARGUMENT",
-                        f"previous_snapshot_identity {previous_snapshot_identity!r} does not match "
-                        f"the snapshot {d.served!r} currently served by {name}; send a full "
-                        "snapshot or a delta against the served one.",
-                    )
+                # The same load again: the replicas still loading serve its base.
+                if delta:
+                    self._check_chain(name, identity, previous_snapshot_identity, d.load.previous)
+                return "in_progress"
+            if delta:
+                self._check_chain(name, identity, previous_snapshot_identity, d.served)
+            elif d.served == identity:
+                return "already_loaded"
             plan = self.hooks.hotload_plan(deployment_id, identity)
             ends = []
             for pod in d.pods:
@@ -723,11 +798,57 @@ class ControlPlaneState:
             if plan.lagging_replica is not None and ends:
                 index = plan.lagging_replica % len(ends)
                 ends[index] = ends[index] + plan.lag_seconds
-            d.load = _HotLoad(identity, d.served, now, ends, plan.fail)
+            prior_stage, prior_target = self._idle_stage(d)
+            d.load = _HotLoad(
+                identity,
+                d.served,
+                now,
+                ends,
+                plan.fail,
+                hidden_until=now + plan.status_lag if plan.status_lag > 0 else -math.inf,
+                prior_stage=prior_stage,
+                prior_target=prior_target,
+            )
             self._event("hotload_started", d, now, identity)
             if now >= d.load.finish:
                 self._advance(d, now)
             return "started"
+
+    @staticmethod
+    def _check_delta_formats(compression_format: str | None, checksum_format: str | None) -> None:
+        if checksum_format != CHECKSUM_FORMAT:
+            raise StateError(
+                "INVALID_ARGUMENT",
+                f"checksum_format must be {CHECKSUM_FORMAT!r}, got {checksum_format!r}.",
+            )
+        if compression_format not in COMPRESSION_FORMATS:
+            raise StateError(
+                "INVALID_ARGUMENT",
+                f"compression_format {compression_format!r} is not one of "
+                f"{sorted(COMPRESSION_FORMATS)}.",
+            )
+
+    @staticmethod
+    def _check_chain(name: str, identity: str, previous: str | None, served: str | None) -> None:
+        """A delta must apply to what the replicas serve (a repeat of an applied one does not)."""
+        if served is None:
+            raise StateError(
+                "INVALID_ARGUMENT",
+                f"Delta snapshot {identity!r} needs a base, but {name} serves no "
+                "snapshot; hot-load a full snapshot first.",
+            )
+        if previous != served:
+            raise StateError(
+                "INVALID_ARGUMENT",
+                f"previous_snapshot_identity {previous!r} does not match "
+                f"the snapshot {served!r} currently served by {name}; send a full "
+                "snapshot or a delta against the served one.",
+            )
+        if identity == served:
+            raise StateError(
+                "INVALID_ARGUMENT",
+                f"Delta snapshot {identity!r} cannot apply to itself: {name} already serves it.",
+            )
 
     def _stage(self, load: _HotLoad, end: float, now: float) -> str:
         duration = end - load.start
@@ -739,6 +860,13 @@ class ControlPlaneState:
         if frac < 0.5:
             return "downloading"
         return "loading"
+
+    @staticmethod
+    def _idle_stage(d: _Deployment) -> tuple[str, str | None]:
+        last = d.last_load
+        if last is None:
+            return "idle", None
+        return ("error" if last.fail else "done"), last.target
 
     def hotload_status(
         self,
@@ -760,7 +888,23 @@ class ControlPlaneState:
                 return []
             views = []
             load = d.load
-            for i, pod in enumerate(d.pods):
+            lagging = load if load is not None else d.last_load
+            if lagging is not None and now < lagging.hidden_until:  # status_lag fault
+                views = [
+                    ReplicaView(
+                        p.identity,
+                        True,
+                        lagging.previous,
+                        lagging.prior_stage,
+                        lagging.prior_target,
+                    )
+                    for p in d.pods
+                    if p.ready_at <= now
+                ]
+                pods_to_render: list[_Pod] = []
+            else:
+                pods_to_render = d.pods
+            for i, pod in enumerate(pods_to_render):
                 if pod.ready_at > now:
                     continue
                 if load is not None and i < len(load.ends):
@@ -775,11 +919,7 @@ class ControlPlaneState:
                         ready = False
                     views.append(ReplicaView(pod.identity, ready, current, stage, load.target))
                     continue
-                last = d.last_load
-                stage, target = "idle", None
-                if last is not None:
-                    stage = "error" if last.fail else "done"
-                    target = last.target
+                stage, target = self._idle_stage(d)
                 views.append(ReplicaView(pod.identity, True, d.served, stage, target))
             if stale_error_target is not None:
                 views = [
@@ -810,6 +950,11 @@ class ControlPlaneState:
                 raise StateError(
                     "NOT_FOUND", f"DEPLOYMENT_FAILED: deployment {name} failed and serves nothing."
                 )
+            if d.phase == "READY" and not d.pods:  # scale from zero on demand
+                ready_at = self._boot_time(now)
+                d.pods = self._new_pods(1, ready_at)
+                d.scale_ready_at = ready_at
+                self._event("scale_from_zero", d, now)
             ready = [(i, p) for i, p in enumerate(d.pods) if p.ready_at <= now]
             if d.phase != "READY" or not ready:
                 raise StateError(
