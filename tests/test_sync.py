@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 import warnings
+import weakref
 
 import httpx
 import pytest
@@ -291,6 +292,44 @@ class TestLifecycle:
         assert len(outcome) == 1
         assert isinstance(outcome[0], ManagerClosedError)
         assert mgr._loop_thread not in {t.ident for t in threading.enumerate()}
+
+    def test_collected_manager_stops_its_thread(
+        self, transport: httpx.MockTransport, router: respx.Router
+    ) -> None:
+        """A used manager dropped without close() is collected at once and stops its thread."""
+        router.get(dep_path("d")).respond(json=deployment_json("d"))
+        mgr = DeploymentManager(
+            api_key=API_KEY, account_id=ACCOUNT, base_url=BASE_URL, transport=transport
+        )
+        assert mgr.get("d") is not None
+        ident = mgr._loop_thread
+        ref = weakref.ref(mgr)
+        del mgr
+        assert ref() is None  # no reference cycle through the loop thread keeps it alive
+        assert ident not in {t.ident for t in threading.enumerate()}
+
+    def test_collected_on_its_own_loop_thread(self, transport: httpx.MockTransport) -> None:
+        """A manager whose last reference dies on its own loop thread still stops that thread."""
+        holder = [
+            DeploymentManager(
+                api_key=API_KEY, account_id=ACCOUNT, base_url=BASE_URL, transport=transport
+            )
+        ]
+        thread = next(t for t in threading.enumerate() if t.ident == holder[0]._loop_thread)
+        portal = holder[0]._portal
+        portal.call(holder.clear)
+        thread.join(10)
+        assert not thread.is_alive()
+
+    def test_close_on_its_loop_thread_is_refused(
+        self, sync_manager: DeploymentManager, router: respx.Router
+    ) -> None:
+        """close() from the loop thread raises and leaves the manager open and usable."""
+        router.get(dep_path("d")).respond(json=deployment_json("d"))
+        with pytest.raises(ManagerClosedError, match="own event loop thread"):
+            sync_manager._portal.call(sync_manager.close)
+        assert not sync_manager.closed
+        assert sync_manager.get("d") is not None
 
     @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
     def test_ctrl_c_cancels_the_operation(
