@@ -9,6 +9,7 @@ import threading
 import time
 import warnings
 import weakref
+from typing import Any
 
 import httpx
 import pytest
@@ -40,7 +41,7 @@ from fireworks_deploy import (
     ReadyTimeoutError,
 )
 
-FAST = {"poll_interval_s": 0.02}
+FAST: dict[str, Any] = {"poll_interval_s": 0.02}
 
 
 def portal_threads() -> list[threading.Thread]:
