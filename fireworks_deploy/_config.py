@@ -12,25 +12,68 @@ import attrs
 
 from ._errors import InvalidConfigError
 
-__all__ = ["Deadline", "RetryPolicy", "Secret", "Timeouts", "resolve_api_key"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "POLL_INTERVAL_FLOOR_S",
+    "Deadline",
+    "RetryPolicy",
+    "Secret",
+    "Timeouts",
+    "check_max_response_bytes",
+    "check_poll_interval",
+    "check_positive",
+    "resolve_api_key",
+]
 
 API_KEY_ENV = "FIREWORKS_API_KEY"
 ACCOUNT_ID_ENV = "FIREWORKS_ACCOUNT_ID"
 DEFAULT_BASE_URL = "https://api.fireworks.ai"
 
+#: The shortest poll interval honoured: a shorter one is raised to it (`check_poll_interval`).
+POLL_INTERVAL_FLOOR_S = 0.05
+#: The largest response body read, after decompression; a larger one raises
+#: `ResponseTooLargeError`. The largest real answer (a 200-deployment list page) is well under
+#: 1 MiB, and a hostile body of this size costs at most a few tens of MB once parsed.
+DEFAULT_MAX_RESPONSE_BYTES = 2 * 1024 * 1024
+
+
+def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    """attrs validator: a positive, finite number of seconds (not a bool, not NaN)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidConfigError(
+            f"{type(instance).__name__}.{attribute.name} must be a positive finite number of "
+            f"seconds, got {value!r}."
+        )
+
+
+def _is_bool(instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidConfigError(
+            f"{type(instance).__name__}.{attribute.name} must be True or False, got {value!r}."
+        )
+
 
 @attrs.frozen(kw_only=True)
 class Timeouts:
-    """Per-attempt budgets in seconds; every operation's own deadline caps them further."""
+    """Per-attempt budgets in seconds; every operation's own deadline caps them further.
 
-    connect_s: float = 10.0
-    control_plane_s: float = 30.0
-    hotload_post_s: float = 60.0
-    hotload_status_s: float = 30.0
-    probe_s: float = 10.0
-    warmup_s: float = 30.0
+    Every field must be a positive, finite number: anything else raises `InvalidConfigError`
+    naming the field.
+    """
+
+    connect_s: float = attrs.field(default=10.0, validator=_positive_seconds)
+    control_plane_s: float = attrs.field(default=30.0, validator=_positive_seconds)
+    hotload_post_s: float = attrs.field(default=60.0, validator=_positive_seconds)
+    hotload_status_s: float = attrs.field(default=30.0, validator=_positive_seconds)
+    probe_s: float = attrs.field(default=10.0, validator=_positive_seconds)
+    warmup_s: float = attrs.field(default=30.0, validator=_positive_seconds)
     #: Deadline of a single-call operation (get, update, delete, ...), retries included.
-    operation_s: float = 120.0
+    operation_s: float = attrs.field(default=120.0, validator=_positive_seconds)
 
 
 @attrs.frozen(kw_only=True)
@@ -39,13 +82,23 @@ class RetryPolicy:
 
     The delay before retry n is uniform in [0, min(max_s, initial_s * 2**n)] ("full jitter");
     a server's `Retry-After` (capped at `max_retry_after_s`) is a floor on it. The caller's
-    deadline, not a retry count, decides when to stop.
+    deadline, not a retry count, decides when to stop. Every duration must be a positive,
+    finite number and `jitter` a bool: anything else raises `InvalidConfigError`.
     """
 
-    initial_s: float = 0.25
-    max_s: float = 8.0
-    max_retry_after_s: float = 60.0
-    jitter: bool = True
+    initial_s: float = attrs.field(default=0.25, validator=_positive_seconds)
+    max_s: float = attrs.field(default=8.0, validator=_positive_seconds)
+    #: The longest wait a server's Retry-After can impose, wherever it is honoured (request
+    #: retries, poll loops, fleet rounds, warm-up): a Retry-After of 1e9 s or a date in 2999
+    #: waits this long, not until the deadline.
+    max_retry_after_s: float = attrs.field(default=60.0, validator=_positive_seconds)
+    jitter: bool = attrs.field(default=True, validator=_is_bool)
+
+    def cap_retry_after(self, retry_after_s: float | None) -> float | None:
+        """A server's Retry-After, capped at `max_retry_after_s` (None stays None)."""
+        if retry_after_s is None:
+            return None
+        return min(max(0.0, retry_after_s), self.max_retry_after_s)
 
     def delay(
         self, attempt: int, retry_after_s: float | None = None, rng: random.Random | None = None
@@ -133,3 +186,23 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
     if value < 0 or (value == 0 and not allow_zero) or math.isinf(value):
         raise InvalidConfigError(f"{name} must be a positive finite number, got {value!r}.")
     return float(value)
+
+
+def check_poll_interval(name: str, value: float) -> float:
+    """Validate a poll interval; one below `POLL_INTERVAL_FLOOR_S` is raised to the floor.
+
+    Zero, negative, NaN, infinite, bool and non-numbers raise `InvalidConfigError` naming
+    `name`. A positive interval under the floor is clamped rather than refused: polling faster
+    than 20 times a second only loads the server, and a caller asking for "as fast as
+    possible" gets the fastest rate on offer.
+    """
+    return max(check_positive(name, value), POLL_INTERVAL_FLOOR_S)
+
+
+def check_max_response_bytes(value: int) -> int:
+    """Validate a response size limit: a positive integer number of bytes (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidConfigError(
+            f"max_response_bytes must be a positive integer number of bytes, got {value!r}."
+        )
+    return value

@@ -25,11 +25,13 @@ __all__ = [
     "ReplicaStatus",
     "WarmupResult",
     "check_hotload_args",
+    "check_hotload_target",
     "validate_deployment_id",
     "validate_identity",
 ]
 
-_DEPLOYMENT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Matched with fullmatch: `$` would also accept a trailing newline ("abc\n").
+_DEPLOYMENT_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 #: Delta compression formats the public delta-compression package knows.
 COMPRESSION_FORMATS = frozenset(
@@ -63,7 +65,7 @@ BAD_STATES = frozenset({DeploymentState.FAILED, DeploymentState.DELETED, Deploym
 
 def validate_deployment_id(deployment_id: object) -> str:
     """Return `deployment_id` if it is a valid Fireworks resource id, else raise."""
-    if not isinstance(deployment_id, str) or not _DEPLOYMENT_ID.match(deployment_id):
+    if not isinstance(deployment_id, str) or not _DEPLOYMENT_ID.fullmatch(deployment_id):
         raise InvalidConfigError(
             f"deployment_id {deployment_id!r} is not valid: use 1-63 lower-case letters, digits "
             "and hyphens, starting and ending with a letter or digit."
@@ -72,10 +74,14 @@ def validate_deployment_id(deployment_id: object) -> str:
 
 
 def validate_identity(identity: object, what: str = "snapshot identity") -> str:
-    """Snapshot identities are opaque, but must be one non-empty path segment."""
+    """Snapshot identities are opaque, but must be one non-empty path segment.
+
+    None and non-strings are refused (a hot-load of None would ask for nothing), as are '/',
+    whitespace anywhere (a trailing newline included) and control characters.
+    """
     if not isinstance(identity, str) or not identity.strip():
         raise InvalidConfigError(f"{what} must be a non-empty string, got {identity!r}.")
-    if "/" in identity or any(ch.isspace() or ord(ch) < 32 for ch in identity):
+    if "/" in identity or not identity.isprintable() or any(ch.isspace() for ch in identity):
         raise InvalidConfigError(
             f"{what} {identity!r} must be a single path segment without '/', spaces or "
             "control characters."
@@ -378,15 +384,8 @@ class WarmupResult:
 MetadataLike = IncrementalSnapshotMetadata | Mapping[str, Any]
 
 
-def check_hotload_args(
-    deployment_id: str,
-    base_model: str,
-    identity: str | None,
-    metadata: MetadataLike | None,
-    path: str | None,
-    cmek_resource: str | None,
-) -> IncrementalSnapshotMetadata | None:
-    """Validate a hot-load call's arguments; returns the typed metadata."""
+def check_hotload_target(deployment_id: object, base_model: object) -> None:
+    """Validate what every hot-load request is routed by: the deployment and its base model."""
     validate_deployment_id(deployment_id)
     if not isinstance(base_model, str) or not base_model.strip():
         raise InvalidConfigError(f"base_model must be a non-empty string, got {base_model!r}.")
@@ -395,8 +394,23 @@ def check_hotload_args(
             f"base_model {base_model!r} must be printable ASCII: it is sent in the "
             "fireworks-model header."
         )
-    if identity is not None:
-        validate_identity(identity)
+
+
+def check_hotload_args(
+    deployment_id: str,
+    base_model: str,
+    identity: str,
+    metadata: MetadataLike | None,
+    path: str | None,
+    cmek_resource: str | None,
+) -> IncrementalSnapshotMetadata | None:
+    """Validate a hot-load call's arguments; returns the typed metadata.
+
+    `identity` is required: None or a non-string raises `InvalidConfigError`. A call that
+    names no snapshot (a status read) validates with `check_hotload_target` instead.
+    """
+    check_hotload_target(deployment_id, base_model)
+    validate_identity(identity)
     for name, value in (("path", path), ("cmek_resource", cmek_resource)):
         if value is not None and (
             not isinstance(value, str)

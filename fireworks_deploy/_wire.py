@@ -43,7 +43,8 @@ __all__ = [
 DEFAULT_DESCRIPTION = "Fireworks training deployment"
 T = TypeVar("T")
 
-_ACCOUNT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# Matched with fullmatch: `$` would also accept a trailing newline ("acme\n").
+_ACCOUNT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 _converter = cattrs.Converter(forbid_extra_keys=False)
 
@@ -134,6 +135,11 @@ _converter.register_structure_hook(
 def _structure(payload: Any, cls: type[T], what: str) -> T:
     try:
         return _converter.structure(payload, cls)
+    except RecursionError as exc:
+        raise ResponseValidationError(
+            f"Could not read {what} from the server's answer: it is nested too deeply.",
+            body=None,
+        ) from exc
     except (
         cattrs.BaseValidationError,
         ValueError,
@@ -233,7 +239,7 @@ def account_from_accounts(payload: Any) -> str:
 
 
 def validate_account_id(account_id: object) -> str:
-    if not isinstance(account_id, str) or not _ACCOUNT_ID.match(account_id):
+    if not isinstance(account_id, str) or not _ACCOUNT_ID.fullmatch(account_id):
         raise InvalidConfigError(
             f"account_id {account_id!r} is not valid: use lower-case letters, digits and hyphens."
         )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 import pytest
 import respx
@@ -32,11 +36,26 @@ from fireworks_deploy import (
     RetryPolicy,
     Timeouts,
 )
-from fireworks_deploy._config import Deadline, Secret, check_positive, resolve_api_key
+from fireworks_deploy._config import (
+    POLL_INTERVAL_FLOOR_S,
+    Deadline,
+    Secret,
+    check_poll_interval,
+    check_positive,
+    resolve_api_key,
+)
+from fireworks_deploy._errors import (
+    EventLoopMismatchError,
+    InsecureTransportWarning,
+    redact_secret,
+    redact_text,
+)
 from fireworks_deploy._http import (
     HTTPClient,
     build_url,
     check_additional_headers,
+    error_retry_after,
+    is_loopback,
     is_transient,
     parse_base_url,
     parse_retry_after,
@@ -522,3 +541,305 @@ class TestTransience:
     def test_not_found_ok(self) -> None:
         """A 404 counts as transient only where asked (hot-load status during restarts)."""
         assert is_transient(APIStatusError("x", status_code=404), not_found_ok=True)
+
+
+class TestConfigValidation:
+    @pytest.mark.parametrize("field", [f.name for f in attrs.fields(Timeouts)])
+    @pytest.mark.parametrize("bad", [0, -1, 0.0, float("nan"), float("inf"), True, "1", None])
+    def test_timeouts_reject_bad_values(self, field: str, bad: Any) -> None:
+        """Every Timeouts field refuses zero, negatives, NaN, inf, bools and non-numbers."""
+        with pytest.raises(InvalidConfigError, match=re.escape(f"Timeouts.{field}")):
+            Timeouts(**{field: bad})
+
+    @pytest.mark.parametrize("field", ["initial_s", "max_s", "max_retry_after_s"])
+    @pytest.mark.parametrize("bad", [0, -0.5, float("nan"), float("-inf"), float("inf"), False])
+    def test_retry_policy_rejects_bad_values(self, field: str, bad: Any) -> None:
+        """Every RetryPolicy duration refuses the same values, naming the field."""
+        with pytest.raises(InvalidConfigError, match=re.escape(f"RetryPolicy.{field}")):
+            RetryPolicy(**{field: bad})
+
+    @pytest.mark.parametrize("bad", [1, "yes", None])
+    def test_retry_policy_jitter_is_a_bool(self, bad: Any) -> None:
+        """jitter must be True or False."""
+        with pytest.raises(InvalidConfigError, match=r"RetryPolicy\.jitter"):
+            RetryPolicy(jitter=bad)
+
+    def test_evolve_validates_too(self) -> None:
+        """attrs.evolve runs the same validators."""
+        with pytest.raises(InvalidConfigError):
+            attrs.evolve(Timeouts(), operation_s=-1)
+
+    def test_valid_values_construct(self) -> None:
+        """Ints and floats that are positive and finite are accepted."""
+        assert Timeouts(connect_s=1, operation_s=0.001).connect_s == 1
+        assert RetryPolicy(initial_s=1, max_s=2.5, max_retry_after_s=1).max_retry_after_s == 1
+
+    def test_poll_interval_is_clamped_to_the_floor(self) -> None:
+        """A positive interval below the floor is raised to it; others are kept."""
+        assert POLL_INTERVAL_FLOOR_S == 0.05
+        assert check_poll_interval("poll_interval_s", 0.001) == POLL_INTERVAL_FLOOR_S
+        assert check_poll_interval("poll_interval_s", 0.05) == 0.05
+        assert check_poll_interval("poll_interval_s", 2) == 2.0
+
+    @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), True, "1", None])
+    def test_poll_interval_rejects_bad_values(self, bad: Any) -> None:
+        """Zero, negative, NaN, inf, bool and non-numbers raise, naming the parameter."""
+        with pytest.raises(InvalidConfigError, match="poll_interval_s"):
+            check_poll_interval("poll_interval_s", bad)
+
+
+class TestRetryAfterCap:
+    @pytest.mark.parametrize("value", ["1e9", "Fri, 01 Jan 2999 00:00:00 GMT", "99999999999"])
+    def test_error_retry_after_caps_bare_errors(self, value: str) -> None:
+        """A status error built elsewhere is capped by the default policy (60 s)."""
+        error = APIStatusError("x", status_code=503, headers={"Retry-After": value})
+        assert error_retry_after(error) == RetryPolicy().max_retry_after_s
+
+    def test_error_retry_after_prefers_the_stamped_value(self) -> None:
+        """An error from HTTPClient.request carries its client's capped value."""
+        error = APIStatusError("x", status_code=503, headers={"retry-after": "1e9"})
+        error.retry_after_s = 0.5
+        assert error_retry_after(error) == 0.5
+
+    def test_error_retry_after_without_header(self) -> None:
+        """No header, or not a status error: None."""
+        assert error_retry_after(APIStatusError("x", status_code=503)) is None
+        assert error_retry_after(APIConnectionError("x")) is None
+
+    async def test_request_stamps_the_capped_value(self, router: respx.Router) -> None:
+        """request() caps Retry-After by its own policy and records it on the error."""
+        router.get("/v1/thing").respond(503, headers={"Retry-After": "1e9"})
+        http = HTTPClient(
+            api_key=Secret(API_KEY),
+            additional_headers={},
+            verify_ssl=None,
+            transport=httpx.MockTransport(router.async_handler),
+            max_concurrency=1,
+            timeouts=Timeouts(),
+            retry=RetryPolicy(max_retry_after_s=3.0),
+        )
+        try:
+            with pytest.raises(InternalServerError) as caught:
+                await http.request("GET", URL, deadline=Deadline(60), retry=False)
+        finally:
+            await http.aclose()
+        assert caught.value.retry_after_s == 3.0
+        assert error_retry_after(caught.value) == 3.0
+
+    async def test_huge_retry_after_sleeps_the_cap(
+        self, client: HTTPClient, router: respx.Router, sleeps: Sleeps
+    ) -> None:
+        """A retried request sleeps max_retry_after_s, not 1e9 s."""
+        router.get("/v1/thing").mock(
+            side_effect=sequence(
+                httpx.Response(503, headers={"Retry-After": "1e9"}), httpx.Response(200, json={})
+            )
+        )
+        await client.request("GET", URL, deadline=Deadline(3600))
+        assert sleeps.delays == [FAST_RETRY.max_retry_after_s]
+
+    def test_parse_survives_absurd_dates(self) -> None:
+        """Dates beyond what datetime holds, and overflowing numbers, are ignored or capped."""
+        assert parse_retry_after("Fri, 01 Jan 99999 00:00:00 GMT") is None
+        assert parse_retry_after("1e999") is None
+        assert parse_retry_after("Fri, 01 Jan 2999 00:00:00 GMT") > 3e10  # type: ignore[operator]
+
+
+class TestRedaction:
+    async def test_headers_and_2xx_bodies_are_redacted(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """The key is redacted from error headers, and from a 2xx JSON body we return."""
+        router.get("/v1/thing").mock(
+            side_effect=sequence(
+                httpx.Response(
+                    403, headers={"X-Seen": f"key={API_KEY}"}, json={"error": {"k": API_KEY}}
+                ),
+                httpx.Response(200, json={"echo": [API_KEY, {"deep": f"Bearer {API_KEY}"}]}),
+            )
+        )
+        with pytest.raises(PermissionDeniedError) as caught:
+            await client.request("GET", URL, deadline=Deadline(5))
+        assert caught.value.headers["x-seen"] == "key=***"
+        assert caught.value.body == {"error": {"k": "***"}}
+        response = await client.request("GET", URL, deadline=Deadline(5))
+        assert response.json == {"echo": ["***", {"deep": "Bearer ***"}]}
+
+    def test_redact_text_rules(self) -> None:
+        """Long keys anywhere; mid-length keys as whole tokens; short keys as whole values."""
+        long_key = "k" * 30
+        assert redact_text(f"x{long_key}y", long_key) == "x***y"
+        mid = "abc123XYZ"  # 9 characters
+        assert redact_text(f"key {mid}, again", mid) == "key ***, again"
+        assert redact_text(f"{mid}suffix and pre{mid}", mid) == f"{mid}suffix and pre{mid}"
+        short = "ab1"
+        assert redact_text("cab1 ab1 tab1", short) == "cab1 ab1 tab1"
+        assert redact_text(" ab1 ", short) == "***"
+        assert redact_text("Bearer ab1", short) == "Bearer ***"
+        assert redact_text("anything", "") == "anything"
+
+    def test_redact_secret_walks_json_and_headers(self) -> None:
+        """Keys and values of nested mappings and lists are redacted; others kept."""
+        key = "fw-0123456789abcdef0123456789"
+        value = {key: [key, 1, None, {"x": (key, True)}], "n": 2.5}
+        assert redact_secret(value, key) == {
+            "***": ["***", 1, None, {"x": ["***", True]}],
+            "n": 2.5,
+        }
+        assert redact_secret(httpx.Headers({"a": key}), key) == {"a": "***"}
+
+    def test_redact_secret_survives_deep_structures(self) -> None:
+        """A structure too deep to walk is withheld as a whole, never a RecursionError."""
+        deep: Any = "x"
+        for _ in range(100_000):
+            deep = [deep]
+        assert redact_secret(deep, "fw-0123456789abcdef0123456789") == "***"
+
+    async def test_key_not_in_third_party_debug_logs(
+        self, client: HTTPClient, router: respx.Router, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """httpx/httpcore log records that quote the key are redacted while a client lives."""
+        caplog.set_level(logging.DEBUG)
+        logging.getLogger("httpcore.http11").debug("headers=%s", [(b"x", API_KEY.encode())])
+        assert API_KEY not in caplog.text
+        assert "***" in caplog.text
+
+
+class TestEventLoopBinding:
+    def test_second_loop_raises_a_typed_error(self) -> None:
+        """Use from a second loop raises EventLoopMismatchError; the first loop can close it."""
+        router = respx.Router(base_url=BASE_URL)
+        router.get("/v1/thing").respond(json={})
+        http = HTTPClient(
+            api_key=Secret(API_KEY),
+            additional_headers={},
+            verify_ssl=None,
+            transport=httpx.MockTransport(router.async_handler),
+            max_concurrency=1,
+            timeouts=Timeouts(),
+            retry=FAST_RETRY,
+        )
+
+        async def get() -> Any:
+            return await http.request("GET", URL, deadline=Deadline(5))
+
+        with asyncio.Runner() as first, asyncio.Runner() as second:
+            assert first.run(get()).json == {}
+            with pytest.raises(EventLoopMismatchError, match="first used on") as caught:
+                second.run(get())
+            assert isinstance(caught.value, ManagerClosedError)
+            with pytest.raises(EventLoopMismatchError, match="aclose"):
+                second.run(http.aclose())
+            assert not http.closed
+            first.run(http.aclose())
+        assert http.closed
+
+    def test_close_after_the_first_loop_ended(self, caplog: pytest.LogCaptureFixture) -> None:
+        """Closing after the first loop has ended marks the client closed, with a warning."""
+        router = respx.Router(base_url=BASE_URL)
+        router.get("/v1/thing").respond(json={})
+        http = HTTPClient(
+            api_key=Secret(API_KEY),
+            additional_headers={},
+            verify_ssl=None,
+            transport=httpx.MockTransport(router.async_handler),
+            max_concurrency=1,
+            timeouts=Timeouts(),
+            retry=FAST_RETRY,
+        )
+
+        async def get() -> Any:
+            return await http.request("GET", URL, deadline=Deadline(5))
+
+        asyncio.run(get())
+        asyncio.run(http.aclose())
+        assert http.closed
+        assert "abandoned" in caplog.text
+
+
+class _NoNetwork(httpx.AsyncHTTPTransport):
+    """A real network transport class (so the warning logic sees one) that never connects."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={})
+
+
+def _plain_client(transport: httpx.AsyncBaseTransport | None) -> HTTPClient:
+    return HTTPClient(
+        api_key=Secret(API_KEY),
+        additional_headers={},
+        verify_ssl=None,
+        transport=transport,
+        max_concurrency=1,
+        timeouts=Timeouts(),
+        retry=FAST_RETRY,
+    )
+
+
+class TestInsecureTransport:
+    async def test_warns_once_for_plain_http_to_a_remote_host(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The key over http:// to a non-loopback host warns once (warning and log)."""
+        http = _plain_client(_NoNetwork())
+        try:
+            with pytest.warns(InsecureTransportWarning, match="api.example.com") as record:
+                await http.request(
+                    "GET", httpx.URL("http://api.example.com/x"), deadline=Deadline(5)
+                )
+            # Warnings are errors in this suite: a second one would raise here.
+            await http.request("GET", httpx.URL("http://other.example/x"), deadline=Deadline(5))
+        finally:
+            await http.aclose()
+        assert len(record) == 1
+        assert API_KEY not in str(record[0].message)
+        assert any(
+            r.levelno == logging.WARNING and "plain http" in r.message for r in caplog.records
+        )
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://127.0.0.1:8000/x",
+            "http://127.42.0.9/x",
+            "http://[::1]:9/x",
+            "http://localhost:1/x",
+            "http://api.localhost/x",
+            "https://api.example.com/x",
+        ],
+    )
+    async def test_no_warning_for_loopback_or_tls(self, url: str) -> None:
+        """Loopback hosts and https never warn (warnings are errors in this suite)."""
+        http = _plain_client(_NoNetwork())
+        try:
+            await http.request("GET", httpx.URL(url), deadline=Deadline(5))
+        finally:
+            await http.aclose()
+
+    async def test_no_warning_for_in_process_transports(self) -> None:
+        """An ASGI app or a mock answers in process: nothing travels, nothing to warn about."""
+        http = _plain_client(httpx.MockTransport(lambda request: httpx.Response(200, json={})))
+        try:
+            await http.request("GET", httpx.URL("http://local/x"), deadline=Deadline(5))
+        finally:
+            await http.aclose()
+
+    @pytest.mark.parametrize(
+        ("host", "expected"),
+        [
+            ("127.0.0.1", True),
+            ("127.255.255.254", True),
+            ("::1", True),
+            ("[::1]", True),
+            ("::ffff:127.0.0.1", True),
+            ("localhost", True),
+            ("LOCALHOST.", True),
+            ("10.0.0.1", False),
+            ("128.0.0.1", False),
+            ("localhost.example.com", False),
+            ("example.com", False),
+        ],
+    )
+    def test_is_loopback(self, host: str, expected: bool) -> None:
+        """127.0.0.0/8, ::1 and localhost are loopback; nothing else is."""
+        assert is_loopback(host) is expected

@@ -19,7 +19,12 @@ from fireworks_deploy import (
     LoadingState,
     ReplicaStatus,
 )
-from fireworks_deploy._models import check_hotload_args, validate_deployment_id, validate_identity
+from fireworks_deploy._models import (
+    check_hotload_args,
+    check_hotload_target,
+    validate_deployment_id,
+    validate_identity,
+)
 
 ids = st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,20}[a-z0-9])?\Z")
 identities = st.text(
@@ -130,6 +135,33 @@ class TestValidators:
         """Hot-load arguments are checked before any request."""
         with pytest.raises(InvalidConfigError):
             check_hotload_args(deployment_id, base_model, identity, None, path, None)
+
+    @pytest.mark.parametrize("bad", ["abc\n", "abc\r\n", "\nabc", "a" * 63 + "\n", "abc\x00"])
+    def test_trailing_newline_in_deployment_id_rejected(self, bad: str) -> None:
+        """The whole id must match: "abc\\n" is not "abc" (fullmatch, not `$`)."""
+        with pytest.raises(InvalidConfigError):
+            validate_deployment_id(bad)
+        with pytest.raises(InvalidConfigError):
+            DeploymentConfig(bad, BASE_MODEL)
+
+    @pytest.mark.parametrize("bad", ["snap\n", "snap\x7f", "sn\u2028ap", b"snap", ["s"], 1.5])
+    def test_identity_control_and_non_strings_rejected(self, bad: object) -> None:
+        """Identities with line breaks or non-printables, and non-strings, are refused."""
+        with pytest.raises(InvalidConfigError):
+            validate_identity(bad)
+
+    @pytest.mark.parametrize("identity", [None, 3, b"s1", "", "s1\n"])
+    def test_hotload_identity_is_required(self, identity: object) -> None:
+        """A hot-load without a valid snapshot identity (None included) is refused."""
+        with pytest.raises(InvalidConfigError, match="identity"):
+            check_hotload_args("dep", BASE_MODEL, identity, None, None, None)  # type: ignore[arg-type]
+
+    def test_hotload_target(self) -> None:
+        """A status read validates only what routes it: the deployment and the base model."""
+        check_hotload_target("dep", BASE_MODEL)
+        for deployment_id, base_model in [("dep\n", BASE_MODEL), ("dep", ""), ("dep", "m\n")]:
+            with pytest.raises(InvalidConfigError):
+                check_hotload_target(deployment_id, base_model)
 
     def test_delta_onto_itself_rejected(self) -> None:
         """A delta whose previous snapshot is itself is refused."""

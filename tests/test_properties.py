@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import string
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,9 +29,19 @@ from fireworks_deploy import (
     IncrementalSnapshotMetadata,
     InvalidConfigError,
     ResponseValidationError,
+    RetryPolicy,
+    Timeouts,
     WaitTimeoutError,
     _wire,
 )
+from fireworks_deploy._config import POLL_INTERVAL_FLOOR_S, check_poll_interval
+from fireworks_deploy._errors import (
+    ANYWHERE_SECRET_LEN,
+    MIN_SEARCHED_SECRET_LEN,
+    redact_secret,
+    redact_text,
+)
+from fireworks_deploy._models import validate_deployment_id
 from fireworks_deploy.local import LocalControlPlane
 
 SETTINGS = settings(
@@ -477,3 +489,134 @@ async def test_header_carried_strings(
         await check_call(counting, lambda: fw.get("exists"))
         await check_call(counting, lambda: fw.hotload_status("exists", base_model))
         await check_call(counting, lambda: fw.hotload("exists", BASE_MODEL, "s", path=path))
+
+
+# -- configuration, redaction, ids ---------------------------------------------------------------
+
+seconds_like = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-5, 5),
+    st.booleans(),
+    junk,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=seconds_like, field=st.sampled_from([f.name for f in attrs.fields(Timeouts)]))
+def test_timeouts_construct_only_with_positive_finite_numbers(value: Any, field: str) -> None:
+    """Timeouts takes positive finite numbers and raises InvalidConfigError for anything else."""
+    valid = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and value > 0
+    )
+    try:
+        timeouts = Timeouts(**{field: value})
+    except InvalidConfigError as exc:
+        message = str(exc)
+        assert not valid
+        assert field in message
+    else:
+        assert valid
+        assert getattr(timeouts, field) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=seconds_like,
+    field=st.sampled_from(["initial_s", "max_s", "max_retry_after_s"]),
+    retry_after=st.none() | st.floats(min_value=0, max_value=1e12),
+)
+def test_retry_policy_caps_every_retry_after(value: Any, field: str, retry_after: Any) -> None:
+    """A RetryPolicy is valid or refused; a valid one never waits beyond its caps."""
+    try:
+        policy = RetryPolicy(**{field: value})
+    except InvalidConfigError:
+        return
+    capped = policy.cap_retry_after(retry_after)
+    assert capped is None or 0 <= capped <= policy.max_retry_after_s
+    assert policy.delay(50, retry_after) <= max(policy.max_s, policy.max_retry_after_s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=seconds_like)
+def test_poll_interval_is_refused_or_at_least_the_floor(value: Any) -> None:
+    """check_poll_interval returns a finite interval >= the floor, or raises InvalidConfigError."""
+    try:
+        interval = check_poll_interval("poll_interval_s", value)
+    except InvalidConfigError:
+        return
+    assert POLL_INTERVAL_FLOOR_S <= interval < math.inf
+
+
+printable = st.characters(min_codepoint=32, max_codepoint=126)
+long_keys = st.text(alphabet=printable, min_size=ANYWHERE_SECRET_LEN, max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=long_keys, before=st.text(max_size=30), after=st.text(max_size=30))
+def test_a_long_key_never_survives_redaction(key: str, before: str, after: str) -> None:
+    """A key of 24+ characters is gone from any text it is embedded in, however glued."""
+    assert key not in redact_text(before + key + after, key)
+    assert key not in str(redact_secret({"a": [before + key + after]}, key))
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.text(alphabet=printable, min_size=1, max_size=60), text=st.text(max_size=80))
+def test_text_without_the_key_is_untouched(key: str, text: str) -> None:
+    """Redaction never changes text that does not contain the key."""
+    if key not in text:
+        assert redact_text(text, key) == text
+
+
+word = string.ascii_letters + string.digits + "_-"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.text(alphabet=word, min_size=MIN_SEARCHED_SECRET_LEN, max_size=ANYWHERE_SECRET_LEN - 1),
+    sep=st.sampled_from(list(" ,;:\"'()=&/\n\t")),
+    text=st.text(alphabet=" ,.;", max_size=20),
+)
+def test_a_key_standing_as_a_token_is_redacted(key: str, sep: str, text: str) -> None:
+    """A mid-length key between separators (quotes, spaces, '=', ...) is redacted."""
+    assert key not in redact_text(text + sep + key + sep + text, key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.text(alphabet=word, min_size=MIN_SEARCHED_SECRET_LEN, max_size=ANYWHERE_SECRET_LEN - 1)
+)
+def test_a_key_inside_a_longer_word_is_left(key: str) -> None:
+    """A mid-length key glued into a longer word is part of that word, not the key."""
+    text = f"x{key}y"
+    assert redact_text(text, key) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.text(alphabet=printable, min_size=1, max_size=7), text=st.text(max_size=80))
+def test_short_keys_leave_text_alone(key: str, text: str) -> None:
+    """A key under 8 characters is never searched for: only a whole value equal to it changes."""
+    if redact_text(text, key) != text:
+        stripped = text.strip()
+        assert key in (stripped, stripped.partition(" ")[2].strip())
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(max_size=70))
+def test_deployment_ids_match_in_full(value: str) -> None:
+    """A deployment id is accepted iff the whole string matches; a newline is never accepted."""
+    import re
+
+    whole = re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", value) is not None
+    try:
+        validate_deployment_id(value)
+    except InvalidConfigError:
+        assert not whole
+    else:
+        assert whole
+        assert "\n" not in value
+    with contextlib.suppress(InvalidConfigError):
+        validate_deployment_id(value + "\n")
+        raise AssertionError("a trailing newline was accepted")

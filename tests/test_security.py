@@ -27,6 +27,7 @@ from fireworks_deploy import (
     InvalidConfigError,
 )
 from fireworks_deploy._config import Secret, resolve_api_key
+from fireworks_deploy._errors import InsecureTransportWarning
 from fireworks_deploy.local import Fault, LocalControlPlane, LocalServer
 
 KEY = "fw-SUPER-SECRET-9d8c7b6a5f4e"
@@ -325,3 +326,102 @@ async def test_extra_headers_travel_with_auth() -> None:
         assert await fw.get("d") is None
     assert seen[0].headers["x-api-key"] == KEY
     assert seen[0].headers["x-fireworks-gateway-secret"] == "g"
+
+
+class NoNetwork(httpx.AsyncHTTPTransport):
+    """A network transport class (so the SDK treats requests as travelling) that never connects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        return httpx.Response(404, json={"error": {"message": "nope"}})
+
+
+async def test_plain_http_to_a_remote_host_warns_once_per_manager(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each manager warns once (InsecureTransportWarning + a WARNING log) before the key leaves
+    over http:// for a host that is not loopback; the warning never shows the key."""
+    for _ in range(2):  # a second manager warns again: the warning is per manager
+        transport = NoNetwork()
+        async with AsyncDeploymentManager(
+            api_key=KEY, account_id="acct", base_url="http://api.example.com", transport=transport
+        ) as fw:
+            with pytest.warns(InsecureTransportWarning) as record:
+                assert await fw.get("d") is None
+            assert await fw.get("d") is None  # no second warning (warnings are errors here)
+        assert len(record) == 1
+        assert not leaks(str(record[0].message))
+        assert len(transport.seen) == 2
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2
+    assert all(not leaks(r.getMessage()) for r in warned)
+
+
+def test_sync_manager_warns_too() -> None:
+    """The sync facade's requests (on its portal thread) warn the same way."""
+    with pytest.warns(InsecureTransportWarning):  # noqa: SIM117 - the manager is inside
+        with DeploymentManager(
+            api_key=KEY, account_id="acct", base_url="http://10.1.2.3:8080", transport=NoNetwork()
+        ) as fw:
+            assert fw.get("d") is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_local_control_plane_never_warns(mode: str) -> None:
+    """In process (ASGI, fake host) and over loopback: no warning (they are errors here)."""
+    plane = LocalControlPlane(boot_seconds=0, hotload_seconds=0, api_key=KEY)
+    with endpoint(plane, mode) as (base_url, transport):
+        async with AsyncDeploymentManager(
+            api_key=KEY, base_url=base_url, transport=transport, retry=FAST_RETRY
+        ) as fw:
+            assert await fw.get("missing") is None
+
+
+async def test_header_echo_of_the_key_is_redacted(all_logs: pytest.LogCaptureFixture) -> None:
+    """A key a server quotes in response headers is in neither the error nor any log record."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        key = request.headers["x-api-key"]
+        return httpx.Response(
+            401, headers={"X-Echo": key, "WWW-Authenticate": f"Bearer {key}"}, text=f"no {key}"
+        )
+
+    async with AsyncDeploymentManager(
+        api_key=KEY,
+        account_id="acct",
+        base_url="https://api.fireworks.example",
+        transport=httpx.MockTransport(handler),
+    ) as fw:
+        with pytest.raises(APIStatusError) as caught:
+            await fw.get("d")
+    assert_no_key_in(caught.value)
+    assert not leaks(repr(caught.value.headers))
+    assert not leaks(str(caught.value.body))
+    assert_no_key_in_logs(all_logs)
+
+
+@pytest.mark.parametrize("key", ["k", "abc", "short7!"])
+async def test_short_keys_do_not_corrupt_messages(key: str) -> None:
+    """A key under 8 characters is not searched for in text: messages stay intact."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            400,
+            json={"error": {"message": "bad request: check the knobs k, abc"}},
+            headers={"X": key},
+        )
+
+    async with AsyncDeploymentManager(
+        api_key=key,
+        account_id="acct",
+        base_url="https://api.fireworks.example",
+        transport=httpx.MockTransport(handler),
+    ) as fw:
+        with pytest.raises(APIStatusError) as caught:
+            await fw.get("d")
+    assert caught.value.server_message == "bad request: check the knobs k, abc"
+    assert caught.value.headers["x"] == "***"  # a whole value equal to the key is still hidden

@@ -364,6 +364,41 @@ class TestAccounts:
             _wire.account_from_accounts(payload)
 
 
+class TestAccountIds:
+    @pytest.mark.parametrize("good", ["acme", "a", "my-team-2", "a" * 63])
+    def test_valid(self, good: str) -> None:
+        """Lower-case letters, digits and hyphens, starting with a letter or digit."""
+        assert _wire.validate_account_id(good) == good
+
+    @pytest.mark.parametrize(
+        "bad", ["acme\n", "acme\r\n", "\nacme", "Acme", "-acme", "a" * 64, "", None, 7, "a/b"]
+    )
+    def test_invalid(self, bad: object) -> None:
+        """Anything else, a trailing newline included, is refused before any request."""
+        with pytest.raises(InvalidConfigError):
+            _wire.validate_account_id(bad)
+
+    def test_resolved_account_with_newline_is_refused(self) -> None:
+        """An account name from the server is validated the same way by the manager's path."""
+        name = _wire.account_from_accounts({"accounts": [{"name": "accounts/acme\n"}]})
+        with pytest.raises(InvalidConfigError):
+            _wire.validate_account_id(name)
+
+
+class TestDeepPayloads:
+    def test_deep_values_in_known_fields_raise_typed(self) -> None:
+        """A deeply nested value where a scalar belongs raises ResponseValidationError."""
+        deep: Any = 1
+        for _ in range(5000):
+            deep = [deep]
+        payload = {"name": "accounts/a/deployments/d", "minReplicaCount": deep, "state": deep}
+        with pytest.raises(ResponseValidationError):
+            _wire.deployment_from_wire(payload, account_id="a")
+        replica = {"identity": deep, "loading_state": {"stage": deep}}
+        with pytest.raises(ResponseValidationError):
+            _wire.hotload_status_from_wire({"replicas": [replica]}, deployment_id="d")
+
+
 class TestListPage:
     def test_page(self) -> None:
         """A list page yields each deployment and the next page token."""
