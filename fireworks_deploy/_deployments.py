@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any, cast
 
+import attrs
 import httpx
 
 from . import _wire
@@ -25,11 +26,11 @@ from ._errors import (
     ReadyTimeoutError,
     ResponseValidationError,
 )
-from ._http import HTTPClient, PollErrors, error_retry_after, outcome_unknown
+from ._http import HTTPClient, PollErrors, error_retry_after
 from ._inference import Inference
 from ._models import DeploymentConfig, DeploymentInfo, DeploymentState
 from ._polling import Observation, PollHub, PollSchedule, describe_last
-from ._resend import back_off, read_back
+from ._resend import back_off, never_sent, read_back, worth_resending
 
 __all__ = ["Deployments", "check_config", "readiness"]
 
@@ -41,10 +42,20 @@ RECREATE_POLL_S = 2.0
 
 
 def check_config(config: object) -> DeploymentConfig:
-    """`config`, checked to be a deployment config before any request."""
-    if not isinstance(config, DeploymentConfig):
-        raise InvalidConfigError(f"config must be a DeploymentConfig, got {type(config).__name__}.")
-    return config
+    """A validated copy of `config`, made before any request.
+
+    `config` is our `DeploymentConfig`, the official client's, or any object with every one of
+    its fields; it is checked as ours is on construction, now, when it is used (a config is
+    mutable, so it may have changed since it was built), and the copy cannot change under us.
+    """
+    names = [field.name for field in attrs.fields(DeploymentConfig)]
+    missing = [name for name in names if not hasattr(config, name)]
+    if missing:
+        raise InvalidConfigError(
+            f"config must be a DeploymentConfig (ours or the official client's), got "
+            f"{type(config).__name__} without {', '.join(missing)}."
+        )
+    return DeploymentConfig(**{name: getattr(config, name) for name in names})
 
 
 def readiness(
@@ -156,21 +167,24 @@ class Deployments:
         while True:
             try:
                 response = await self._http.request(
-                    "POST", url, deadline=deadline, json_body=body, idempotent=False
+                    "POST", url, deadline=deadline, json_body=body, idempotent=False, retry=False
                 )
             except ConflictError as conflict:
                 return await self._existing_after_conflict(config, deadline, conflict)
-            except (APIConnectionError, APIStatusError, ResponseValidationError) as lost:
-                # The POST may or may not have landed: read before sending it again.
-                if not outcome_unknown(lost) or deadline.expired:
+            except (APIConnectionError, APIStatusError, ResponseValidationError) as failed:
+                if deadline.expired or not worth_resending(failed):
                     raise
-                existing = await read_back(partial(self.get, config.deployment_id, deadline), lost)
-                if existing is not None:
-                    logger.info(
-                        "Create of %s landed before its answer was lost", config.deployment_id
+                if not never_sent(failed):
+                    # The POST may have landed: read before sending it again.
+                    existing = await read_back(
+                        partial(self.get, config.deployment_id, deadline), failed
                     )
-                    return existing
-                await back_off(self._http, attempt, deadline, lost)
+                    if existing is not None:
+                        logger.info(
+                            "Create of %s landed before its answer was lost", config.deployment_id
+                        )
+                        return existing
+                await back_off(self._http, attempt, deadline, failed)
                 attempt += 1
                 continue
             return self._info(response.json, config.deployment_id)

@@ -6,6 +6,7 @@ restarted gateway lost.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from functools import partial
@@ -27,10 +28,10 @@ from ._errors import (
     NotFoundError,
     ResponseValidationError,
 )
-from ._http import HTTPClient, PollErrors, build_url, error_retry_after, outcome_unknown
+from ._http import HTTPClient, PollErrors, build_url, error_retry_after
 from ._models import HotloadStatus, IncrementalSnapshotMetadata
 from ._polling import HotloadTiming, Observation, PollHub, PollSchedule, describe_last
-from ._resend import back_off, read_back
+from ._resend import back_off, never_sent, read_back, worth_resending
 
 __all__ = ["HOTLOAD_PATH", "HotloadTarget", "Hotloads", "Snapshot"]
 
@@ -41,6 +42,9 @@ HOTLOAD_PATH = "/hot_load/v1/models/hot_load"
 LOST_AFTER_POLLS = 3
 LOST_AFTER_S = 1.0
 MAX_LOST_RESENDS = 2
+#: How long a hot-load status may lag an accepted POST, and how often it is read meanwhile.
+STATUS_LAG_S = 1.0
+LAG_POLL_S = 0.5
 
 
 @attrs.frozen
@@ -74,6 +78,45 @@ class _LoadLostError(Exception):
         self.status = status
 
 
+class _ReplicaBook:
+    """What one hot-load wait has seen of the replicas, for two judgements.
+
+    * Every replica seen during the wait must serve the snapshot: one that vanishes from the
+      status list mid-load counts as not done (the wait goes on until it returns, or times out
+      naming it), never as success.
+    * A load is *forgotten* (a restarted gateway lost it) only on evidence: some replica
+      mentioned it and now none does, or new pods replaced the ones first seen, or a replica's
+      served snapshot went back (to nothing, say) from what it first reported. A status that
+      merely has not caught up with the POST yet is not evidence.
+    """
+
+    def __init__(self, identity: str) -> None:
+        self._identity = identity
+        self._first: dict[str, str | None] | None = None
+        self._seen: set[str] = set()
+        self._mentioned = False
+        self.missing: frozenset[str] = frozenset()
+        #: Polls in a row that show evidence that the load was forgotten.
+        self.forgotten_polls = 0
+
+    def observe(self, status: HotloadStatus) -> None:
+        current = {r.identity: r.current_snapshot_identity for r in status.replicas if r.identity}
+        if self._first is None:
+            self._first = current
+        self._seen.update(current)
+        self.missing = frozenset(self._seen - current.keys())
+        if status.mentions(self._identity):
+            self._mentioned = True
+            self.forgotten_polls = 0
+            return
+        restarted = bool(current.keys() - self._first.keys()) or any(
+            pod in self._first and self._first[pod] not in (served, self._identity)
+            for pod, served in current.items()
+        )
+        evidence = bool(status.replicas) and (self._mentioned or restarted)
+        self.forgotten_polls = self.forgotten_polls + 1 if evidence else 0
+
+
 class Hotloads:
     """Hot-loads through one gateway. Methods take a deadline built by the caller."""
 
@@ -92,6 +135,7 @@ class Hotloads:
         self._hub = hub
         self._deployments = deployments
         self.timing = HotloadTiming()
+        self.status_lag_s = STATUS_LAG_S
         #: Whether the gateway accepts `reset_prompt_cache` (None: not known yet).
         self.reset_prompt_cache_supported: bool | None = None
 
@@ -112,10 +156,13 @@ class Hotloads:
     async def send(
         self, target: HotloadTarget, snapshot: Snapshot, deadline: Deadline
     ) -> Mapping[str, Any]:
-        """POST the load once; a lost answer is checked against the status before any re-send.
+        """POST the load at most once per intended effect.
 
-        Returns the gateway's JSON (an empty mapping if it sent none, or if the status proved
-        that a POST whose answer was lost had landed).
+        A failure after which the load may have landed is checked against the status first
+        (`_landed`), and the POST is sent again only if no replica mentions the snapshot. A 400
+        to such a re-send is checked too: a strict gateway refuses a repeated delta whose first
+        POST did land. Returns the gateway's JSON (an empty mapping if it sent none, or if the
+        status proved that an earlier POST had landed).
         """
         headers = await self._headers(target, deadline, snapshot)
         attempt = 0
@@ -136,6 +183,7 @@ class Hotloads:
                     gateway=True,
                     extra_headers=headers,
                     idempotent=False,
+                    retry=False,
                 )
             except BadRequestError as exc:
                 if send_reset is not None and _wire.rejects_reset_prompt_cache(
@@ -146,25 +194,48 @@ class Hotloads:
                     )
                     self.reset_prompt_cache_supported = False
                     continue
-                raise
-            except (APIConnectionError, APIStatusError, ResponseValidationError) as lost:
-                # The POST may or may not have landed: check the status before re-sending.
-                if not outcome_unknown(lost) or deadline.expired:
-                    raise
-                status = await read_back(partial(self.status, target, deadline), lost)
-                if status.mentions(snapshot.identity):
-                    logger.info(
-                        "Hot-load %s on %s landed before its answer was lost",
-                        snapshot.identity,
-                        target.deployment_id,
-                    )
+                if attempt and await self._landed(target, snapshot, deadline, exc):
                     return {}
-                await back_off(self._http, attempt, deadline, lost)
+                raise
+            except (APIConnectionError, APIStatusError, ResponseValidationError) as failed:
+                if deadline.expired or not worth_resending(failed):
+                    raise
+                if not never_sent(failed) and await self._landed(
+                    target, snapshot, deadline, failed
+                ):
+                    return {}
+                await back_off(self._http, attempt, deadline, failed)
                 attempt += 1
                 continue
             if send_reset is not None and self.reset_prompt_cache_supported is None:
                 self.reset_prompt_cache_supported = True
             return response.json if isinstance(response.json, Mapping) else {}
+
+    async def _landed(
+        self, target: HotloadTarget, snapshot: Snapshot, deadline: Deadline, lost: Exception
+    ) -> bool:
+        """Whether a POST whose outcome is unknown landed: some replica mentions the snapshot.
+
+        Status can lag an accepted POST, so a status that does not mention it yet is read
+        again for up to `status_lag_s` before the load counts as not landed.
+        """
+        settled_at = time.monotonic() + min(self.status_lag_s, deadline.remaining())
+        for read in range(1 + math.ceil(self.status_lag_s / LAG_POLL_S)):
+            if read:
+                pause = min(LAG_POLL_S, settled_at - time.monotonic())
+                if pause <= 0:
+                    break
+                await self._http.sleep(pause)
+            status = await read_back(partial(self.status, target, deadline), lost)
+            if status.mentions(snapshot.identity):
+                logger.info(
+                    "Hot-load %s on %s landed although its POST failed (%s)",
+                    snapshot.identity,
+                    target.deployment_id,
+                    type(lost).__name__,
+                )
+                return True
+        return False
 
     async def status(
         self, target: HotloadTarget, deadline: Deadline, *, retry: bool = True
@@ -203,8 +274,8 @@ class Hotloads:
         learn = None if sent is None else (deployment_id, sent.is_delta)
         expected = None if learn is None else self.timing.predict(*learn)
         not_done_at: list[float] = []
-        traceless = 0
         errors = PollErrors(not_found_ok=True)
+        replicas = _ReplicaBook(identity)
 
         async def fetch(deadline: Deadline) -> HotloadStatus:
             try:
@@ -218,22 +289,22 @@ class Hotloads:
                 raise
 
         def evaluate(obs: Observation[HotloadStatus]) -> HotloadStatus | None:
-            nonlocal traceless
             if obs.error is not None:
                 if errors.absorbs(obs.error):
                     return None
                 raise obs.error
             errors.ok()
             status = cast("HotloadStatus", obs.value)
-            traceless = traceless + 1 if status.replicas and not status.mentions(identity) else 0
+            replicas.observe(status)
             if (
                 detect_lost
-                and traceless >= LOST_AFTER_POLLS
+                and replicas.forgotten_polls >= LOST_AFTER_POLLS
                 and obs.started_at - joined >= LOST_AFTER_S
             ):
                 raise _LoadLostError(status)
+            done = status.serves(identity) and not replicas.missing
             if learn is not None:
-                if status.serves(identity):
+                if done:
                     lower = not_done_at[-1] - joined if not_done_at else None
                     self.timing.record(*learn, lower, obs.started_at - joined)
                 else:
@@ -248,11 +319,15 @@ class Hotloads:
                     stage=failed[0].loading_state.stage,
                     status=status,
                 )
-            return status if status.serves(identity) else None
+            return status if done else None
 
         def on_timeout(last: Observation[HotloadStatus] | None) -> Exception:
             status = last.value if last is not None else None
             seen = status.summary() if status is not None else describe_last(last)
+            if replicas.missing:
+                seen += (
+                    f"; replicas gone from the status list: {', '.join(sorted(replicas.missing))}"
+                )
             return HotloadTimeoutError(
                 f"Hot-load of {identity!r} on deployment {deployment_id!r} did not complete "
                 f"within {deadline.timeout_s:g}s; last seen: {seen}.",

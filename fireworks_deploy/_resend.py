@@ -1,8 +1,10 @@
 """Sending a non-idempotent POST at most once per intended effect.
 
-A create or hot-load POST whose answer was lost (or was a 408/5xx, or unreadable) may or may not
-have landed. The caller reads back what the server now holds (`read_back`) and re-sends only if
-that proves the POST did not land, after a jittered pause (`back_off`) inside the deadline.
+A create or hot-load POST is sent with no transport-level retry. When it fails in a way that it
+may have landed anyway (an answer lost in transit, a 408/429/5xx, an unreadable 2xx), the caller
+reads back what the server now holds (`read_back`) and re-sends only if that proves the POST did
+not land, after a jittered pause (`back_off`) inside the deadline. A connection that never opened
+proves nothing was sent, and is re-sent after the same pause.
 """
 
 from __future__ import annotations
@@ -12,14 +14,29 @@ from typing import TypeVar
 
 from ._config import Deadline
 from ._errors import APIConnectionError, APIStatusError, ResponseValidationError
-from ._http import HTTPClient, is_transient
+from ._http import RETRYABLE_STATUSES, HTTPClient, is_transient
 
-__all__ = ["back_off", "read_back"]
+__all__ = ["back_off", "never_sent", "read_back", "worth_resending"]
 
 T = TypeVar("T")
 
 #: Unreadable answers to a read-back tolerated before giving up.
 READ_BACK_ATTEMPTS = 3
+
+
+def never_sent(error: Exception) -> bool:
+    """The request provably never reached the server (the connection did not open)."""
+    return isinstance(error, APIConnectionError) and not error.request_sent
+
+
+def worth_resending(error: Exception) -> bool:
+    """A failure after which the POST may be sent again, once a read-back shows it did not land.
+
+    Lost answers, 408/429/5xx and unreadable answers; any other status is the server's verdict.
+    """
+    if isinstance(error, APIStatusError):
+        return error.status_code in RETRYABLE_STATUSES
+    return isinstance(error, (APIConnectionError, ResponseValidationError))
 
 
 async def read_back(read: Callable[[], Awaitable[T]], lost: Exception) -> T:
@@ -42,8 +59,10 @@ async def read_back(read: Callable[[], Awaitable[T]], lost: Exception) -> T:
 
 
 async def back_off(http: HTTPClient, attempt: int, deadline: Deadline, lost: Exception) -> None:
-    """Pause before re-sending a POST that did not land; past the deadline, raise `lost`."""
-    delay = http.retry.delay(attempt)
+    """Pause before re-sending a POST that did not land (honouring a capped Retry-After);
+    past the deadline, raise `lost`."""
+    retry_after = lost.retry_after_s if isinstance(lost, APIStatusError) else None
+    delay = http.retry.delay(attempt, retry_after)
     if delay >= deadline.remaining():
         raise lost
     await http.sleep(delay)

@@ -431,10 +431,14 @@ async def delete_mid_wait(ctx: Ctx) -> None:
 
 
 async def restart_server(ctx: Ctx) -> None:
-    """Once every hot-load POST landed, restart the server on its port with a fresh plane."""
+    """Once every hot-load POST landed and each wait has seen its load, restart the server on
+    its port with a fresh plane (which knows nothing of the loads)."""
     old = ctx.server
     assert old is not None
-    await wait_until(lambda: ctx.plane.stats.requests["hotload"] >= len(ctx.ids))
+    # A second status read reached the server: the first, which showed the load, was answered.
+    await wait_until(
+        lambda: all(ctx.plane.stats.by_deployment["hotload_status", i] >= 2 for i in ctx.ids)
+    )
     fresh = LocalControlPlane(boot_seconds=0, hotload_seconds=0.1)
     for i in ctx.ids:
         fresh.create_deployment(i, BASE_MODEL)
@@ -568,17 +572,20 @@ ROWS: list[Row] = [
         everywhere(
             "ResponseValidationError",
             wait_for_ready="ok",
-            hotload_and_wait="ok",
+            hotload_and_wait="HotloadTimeoutError",
             warmup="ok",
             scale_to_zero="ok",
             delete="DeletionTimeoutError",
             wait_for_ready_many="ok",
-            hotload_and_wait_many="ok",
+            hotload_and_wait_many="FleetError[HotloadTimeoutError]",
         ),
         inject=plane_fault("wrong_shape", times=1),
         note="warm-up and scale-to-zero do not need the body of a 2xx answer. The fault answers "
         "the DELETE with a 2xx in the server's place, so nothing is deleted: delete(wait=True) "
-        "says so at its deadline with the state it last saw (READY).",
+        "says so at its deadline with the state it last saw (READY). It answers the hot-load POST "
+        "the same way, so nothing is loaded; a status that never mentions the snapshot cannot be "
+        "told from one that lags the POST, and a POST is never re-sent without evidence that the "
+        "load was lost, so the wait ends at its deadline with the last status.",
     ),
     Row(
         "unknown deployment state (x3)",
@@ -659,9 +666,10 @@ ROWS: list[Row] = [
         during=restart_server,
         plane={"hotload_seconds": 30.0},
         transports=("loopback",),
-        note="the restarted server reports idle replicas that no longer mention the snapshot; "
-        "after three such polls (and at least a second) hotload_and_wait sends the POST again, "
-        "at most twice. A delta re-sent to a server that lost the chain gets its 400.",
+        note="the restarted server reports idle replicas that no longer mention the snapshot a "
+        "replica was loading: that is evidence the load was lost (a status that merely lags the "
+        "POST is not). After three such polls (and at least a second) hotload_and_wait sends the "
+        "POST again, at most twice. A delta re-sent to a server that lost the chain gets its 400.",
     ),
     Row(
         "added latency 0.2 s (x2)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -40,8 +41,11 @@ from fireworks_deploy import (
     NotFoundError,
     ResponseValidationError,
 )
+from fireworks_deploy._hotload import LAG_POLL_S, STATUS_LAG_S
 
 FAST = {"poll_interval_s": 0.02}
+#: Status reads over the lag window before a POST whose outcome is unknown is re-sent.
+LAG_READS = 1 + math.ceil(STATUS_LAG_S / LAG_POLL_S)
 REJECT = {
     "error": {
         "message": "1 validation error: Extra inputs are not permitted, field: 'reset_prompt_cache'"
@@ -233,7 +237,7 @@ class TestHotloadRetries:
     async def test_lost_answer_not_landed_reposts(
         self, manager: AsyncDeploymentManager, router: respx.Router
     ) -> None:
-        """If the status shows nothing of the identity, the POST is sent again after a backoff."""
+        """If the status shows nothing of the identity over the lag window, the POST is re-sent."""
         order: list[str] = []
         posts = sequence(httpx.ReadTimeout("lost"), ok({}))
 
@@ -250,17 +254,73 @@ class TestHotloadRetries:
         sleeps = Sleeps()
         manager._http.sleep = sleeps
         await manager.hotload("d", BASE_MODEL, "s1")
-        assert order == ["POST", "GET", "POST"]
-        assert len(sleeps.delays) == 1
+        # The status may lag an accepted POST: it is read over the whole lag window first.
+        assert order == ["POST", *["GET"] * LAG_READS, "POST"]
+        assert len(sleeps.delays) == LAG_READS  # the pauses between reads, and one backoff
 
     @pytest.mark.parametrize("code", [429, 503])
-    async def test_not_processed_is_resent(
+    async def test_refused_post_is_checked_before_resending(
         self, manager: AsyncDeploymentManager, router: respx.Router, code: int
     ) -> None:
-        """429 and 503 mean 'not processed': the POST is re-sent."""
+        """429 and 503 may come after the gateway applied the load: status first, then re-send."""
         route = router.post(HOTLOAD_PATH).mock(side_effect=sequence(httpx.Response(code), ok({})))
+        status = router.get(HOTLOAD_PATH).respond(json=status_json(replica_json("s0")))
+        manager._http.sleep = Sleeps()
         await manager.hotload("d", BASE_MODEL, "s1")
         assert route.call_count == 2
+        assert status.call_count == LAG_READS
+
+    @pytest.mark.parametrize("code", [429, 503])
+    async def test_refused_post_that_landed_is_not_resent(
+        self, manager: AsyncDeploymentManager, router: respx.Router, code: int
+    ) -> None:
+        """A 503 answered after the load started: the status shows it, no second POST."""
+        route = router.post(HOTLOAD_PATH).respond(code)
+        router.get(HOTLOAD_PATH).respond(
+            json=status_json(replica_json("s0", ready=False, stage="loading", target="s1"))
+        )
+        assert await manager.hotload("d", BASE_MODEL, "s1") == {}
+        assert route.call_count == 1
+
+    async def test_lagging_status_then_landed_is_not_resent(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A status that shows the load only after a few reads still prevents a second POST."""
+        post = router.post(HOTLOAD_PATH).respond(503)
+        lagging = [ok(status_json(replica_json("s0")))] * 3
+        router.get(HOTLOAD_PATH).mock(
+            side_effect=sequence(*lagging, ok(status_json(replica_json("s0", target="s1"))))
+        )
+        manager._http.sleep = Sleeps()
+        assert await manager.hotload("d", BASE_MODEL, "s1") == {}
+        assert post.call_count == 1
+
+    async def test_400_to_a_resend_of_a_load_that_landed_is_reconciled(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A strict gateway refuses the repeat of a delta that did land: the status settles it."""
+        refuse = {"error": {"message": "previous_snapshot_identity s0 is not served"}}
+        post = router.post(HOTLOAD_PATH).mock(
+            side_effect=sequence(httpx.Response(503), httpx.Response(400, json=refuse))
+        )
+        statuses = [ok(status_json(replica_json("s0")))] * LAG_READS
+        router.get(HOTLOAD_PATH).mock(
+            side_effect=sequence(*statuses, ok(status_json(replica_json("s0", target="s1"))))
+        )
+        manager._http.sleep = Sleeps()
+        metadata = {"previous_snapshot_identity": "s0"}
+        assert await manager.hotload("d", BASE_MODEL, "s1", metadata) == {}
+        assert post.call_count == 2
+
+    async def test_400_to_a_first_post_is_not_reconciled(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A 400 to the only POST is the server's verdict: raised without a status read."""
+        router.post(HOTLOAD_PATH).respond(400, json={"error": {"message": "bad chain"}})
+        status = router.get(HOTLOAD_PATH).respond(json=status_json(replica_json("s1")))
+        with pytest.raises(BadRequestError):
+            await manager.hotload("d", BASE_MODEL, "s1")
+        assert status.call_count == 0
 
     @pytest.mark.parametrize("code", [500, 502, 504, 408])
     async def test_ambiguous_status_checks_before_resending(
@@ -269,13 +329,14 @@ class TestHotloadRetries:
         """After a 5xx/408 (maybe acted on) the status is read, then the POST is re-sent."""
         post = router.post(HOTLOAD_PATH).mock(side_effect=sequence(httpx.Response(code), ok({})))
         status = router.get(HOTLOAD_PATH).respond(json=status_json(replica_json("s0")))
+        manager._http.sleep = Sleeps()
         await manager.hotload("d", BASE_MODEL, "s1")
         assert post.call_count == 2
-        assert status.call_count == 1
+        assert status.call_count == LAG_READS
         order = [
             call.request.method for call in router.calls if "hot_load" in str(call.request.url)
         ]
-        assert order == ["POST", "GET", "POST"]
+        assert order == ["POST", *["GET"] * LAG_READS, "POST"]
 
     async def test_ambiguous_status_that_landed_is_not_resent(
         self, manager: AsyncDeploymentManager, router: respx.Router
@@ -317,6 +378,7 @@ class TestHotloadRetries:
     ) -> None:
         """A gateway answering 503 forever fails within the hot-load timeout."""
         router.post(HOTLOAD_PATH).respond(503)
+        router.get(HOTLOAD_PATH).respond(json=status_json(replica_json("s0")))
         started = time.monotonic()
         with pytest.raises(InternalServerError):
             await manager.hotload("d", BASE_MODEL, "s1", timeout=0.5)
@@ -479,17 +541,23 @@ class TestWaitForHotload:
     async def test_load_lost_by_a_restarted_gateway_is_sent_again(
         self, manager: AsyncDeploymentManager, router: respx.Router
     ) -> None:
-        """When no replica mentions our load any more, hotload_and_wait POSTs it again."""
-        served = {"posts": 0}
+        """A load a replica was loading, then forgot (a restarted gateway), is POSTed again."""
+        served = {"posts": 0, "polls": 0}
 
         def post(request: httpx.Request) -> httpx.Response:
             served["posts"] += 1
+            served["polls"] = 0
             return httpx.Response(200, json={})
 
         def status(request: httpx.Request) -> httpx.Response:
-            if served["posts"] < 2:  # the first load was lost: idle, never targeting s1
-                return httpx.Response(200, json=status_json(replica_json("s0", stage="idle")))
-            return httpx.Response(200, json=status_json(replica_json("s1")))
+            served["polls"] += 1
+            if served["posts"] >= 2:
+                return ok(status_json(replica_json("s1")))
+            if served["polls"] == 1:  # loading, then the gateway restarts and forgets it
+                return ok(
+                    status_json(replica_json("s0", ready=False, stage="loading", target="s1"))
+                )
+            return ok(status_json(replica_json(None, stage="idle")))
 
         router.post(HOTLOAD_PATH).mock(side_effect=post)
         router.get(HOTLOAD_PATH).mock(side_effect=status)
@@ -497,15 +565,105 @@ class TestWaitForHotload:
         assert result.serves("s1")
         assert served["posts"] == 2
 
+    async def test_new_pods_without_the_load_are_a_lost_load(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """Pods replaced mid-load (none mentions the load) are evidence too: POSTed again."""
+        served = {"posts": 0, "polls": 0}
+
+        def post(request: httpx.Request) -> httpx.Response:
+            served["posts"] += 1
+            return httpx.Response(200, json={})
+
+        def status(request: httpx.Request) -> httpx.Response:
+            served["polls"] += 1
+            if served["posts"] >= 2:
+                return ok(status_json(replica_json("s1", pod="pod-new")))
+            if served["polls"] == 1:  # status lags the POST on the old pod
+                return ok(status_json(replica_json("s0", pod="pod-old")))
+            return ok(status_json(replica_json(None, stage="idle", pod="pod-new")))
+
+        router.post(HOTLOAD_PATH).mock(side_effect=post)
+        router.get(HOTLOAD_PATH).mock(side_effect=status)
+        result = await manager.hotload_and_wait("d", BASE_MODEL, "s1", timeout_seconds=10, **FAST)
+        assert result.serves("s1")
+        assert served["posts"] == 2
+
+    async def test_lagging_status_is_not_a_lost_load(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A status that shows nothing of the load for a while (same pods) is not re-POSTed."""
+        post = router.post(HOTLOAD_PATH).respond(200, json={})
+        started = time.monotonic()
+
+        def status(request: httpx.Request) -> httpx.Response:
+            if time.monotonic() - started < 1.5:  # past the lost-load threshold (3 polls, 1 s)
+                return ok(status_json(replica_json("s0", stage="done")))
+            return ok(status_json(replica_json("s1")))
+
+        router.get(HOTLOAD_PATH).mock(side_effect=status)
+        metadata = {"previous_snapshot_identity": "s0"}
+        result = await manager.hotload_and_wait(
+            "d", BASE_MODEL, "s1", metadata, timeout_seconds=10, **FAST
+        )
+        assert result.serves("s1")
+        assert post.call_count == 1
+
     async def test_lost_load_resends_are_bounded(
         self, manager: AsyncDeploymentManager, router: respx.Router
     ) -> None:
         """A gateway that forgets every load ends in HotloadTimeoutError after bounded re-sends."""
-        post = router.post(HOTLOAD_PATH).respond(200, json={})
-        router.get(HOTLOAD_PATH).respond(json=status_json(replica_json("s0", stage="idle")))
+        polls = {"n": 0}
+
+        def on_post(request: httpx.Request) -> httpx.Response:
+            polls["n"] = 0
+            return ok({})
+
+        def status(request: httpx.Request) -> httpx.Response:
+            polls["n"] += 1
+            if polls["n"] == 1:
+                return ok(
+                    status_json(replica_json("s0", ready=False, stage="loading", target="s1"))
+                )
+            return ok(status_json(replica_json(None, stage="idle")))
+
+        post = router.post(HOTLOAD_PATH).mock(side_effect=on_post)
+        router.get(HOTLOAD_PATH).mock(side_effect=status)
         with pytest.raises(HotloadTimeoutError):
-            await manager.hotload_and_wait("d", BASE_MODEL, "s1", timeout_seconds=4, **FAST)
+            await manager.hotload_and_wait("d", BASE_MODEL, "s1", timeout_seconds=6, **FAST)
         assert post.call_count == 3
+
+    async def test_replica_that_vanishes_mid_load_is_not_success(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """Every replica seen must serve: one missing from the list is waited for."""
+        a_loading = replica_json("s0", ready=False, stage="loading", target="s1", pod="pod-a")
+        b_loading = replica_json("s0", ready=False, stage="loading", target="s1", pod="pod-b")
+        route = router.get(HOTLOAD_PATH).mock(
+            side_effect=sequence(
+                ok(status_json(a_loading, b_loading)),
+                ok(status_json(replica_json("s1", pod="pod-a"))),  # pod-b vanished
+                ok(status_json(replica_json("s1", pod="pod-a"), replica_json("s1", pod="pod-b"))),
+            )
+        )
+        status = await manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=10, **FAST)
+        assert route.call_count == 3
+        assert {r.identity for r in status.replicas} == {"pod-a", "pod-b"}
+
+    async def test_replica_that_never_returns_times_out_naming_it(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A replica gone for good ends in HotloadTimeoutError that names it."""
+        a_loading = replica_json("s0", ready=False, stage="loading", target="s1", pod="pod-a")
+        b_loading = replica_json("s0", ready=False, stage="loading", target="s1", pod="pod-b")
+        router.get(HOTLOAD_PATH).mock(
+            side_effect=sequence(
+                ok(status_json(a_loading, b_loading)),
+                ok(status_json(replica_json("s1", pod="pod-a"))),  # pod-b never returns
+            )
+        )
+        with pytest.raises(HotloadTimeoutError, match="pod-b"):
+            await manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=1, **FAST)
 
     @pytest.mark.parametrize("code", [401, 403])
     async def test_auth_error_fails_fast(
