@@ -34,6 +34,7 @@ __all__ = [
     "closed_port",
     "completion_tokens",
     "config",
+    "double_posts",
     "endpoint",
     "small_timeouts",
     "sync_manager",
@@ -131,6 +132,22 @@ def sync_manager(
         **kwargs,
     ) as manager:
         yield manager
+
+
+def double_posts(plane: LocalControlPlane) -> dict[tuple[str, ...], int]:
+    """Effects POSTed more than once: hot-loads by (deployment, identity), creates by id.
+
+    The plane counts every POST that reaches it, answered or not, so `assert not
+    double_posts(plane)` says each intended effect was POSTed at most once.
+    """
+    twice: dict[tuple[str, ...], int] = {}
+    for (dep, identity), count in plane.stats.hotload_identities.items():
+        if count > 1:
+            twice["hotload", dep, identity] = count
+    for (endpoint_name, dep), count in plane.stats.by_deployment.items():
+        if endpoint_name == "create" and count > 1:
+            twice["create", dep] = count
+    return twice
 
 
 async def completion_tokens(

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from local_kit import FakeClock
+from local_kit import FakeClock, double_posts
 
 from fireworks_deploy.local import DeploymentShape, Fault, LocalControlPlane
 
@@ -884,6 +884,7 @@ async def test_second_create_is_409_and_changes_nothing(
     assert (body["description"], body["maxReplicaCount"]) == ("first", 1)
     assert plane.stats.by_deployment["create", "d1"] == 2
     assert [e.kind for e in plane.events] == ["created"]
+    assert double_posts(plane) == {("create", "d1"): 2}
 
 
 async def test_repeated_delta_post_is_refused_gateway_style(
@@ -907,6 +908,7 @@ async def test_repeated_delta_post_is_refused_gateway_style(
     )
     assert plane.stats.hotload_identities["d1", "s1"] == 3
     assert plane.stats.hotload_identities["d1", "s0"] == 1
+    assert double_posts(plane) == {("hotload", "d1", "s1"): 3}
     assert plane.stats.requests["hotload"] == 4
     assert (await replicas(client))[0]["current_snapshot_identity"] == "s1"
 
@@ -1307,3 +1309,22 @@ def test_fault_body_sizes_default_per_kind() -> None:
     assert Fault("oversized_body").body_size == 32 << 20
     assert Fault("gzip_bomb").body_size == 256 << 20
     assert Fault("gzip_bomb", size=7).body_size == 7
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "headers"),
+    [
+        ("POST", f"{DEPS}?deploymentId=d2", {}),
+        ("PATCH", f"{DEPS}/d1", {}),
+        ("POST", HOTLOAD, ROUTE),
+        ("POST", COMPLETIONS, {}),
+    ],
+)
+async def test_deeply_nested_request_bodies_are_400(
+    client: httpx.AsyncClient, clock: FakeClock, method: str, url: str, headers: dict[str, str]
+) -> None:
+    """A request body nested 100,000 deep is a 400, never a 500."""
+    await ready(client, clock)
+    deep = b'{"identity":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    resp = await client.request(method, url, content=deep, headers=headers)
+    assert resp.status_code == 400

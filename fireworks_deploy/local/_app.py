@@ -272,6 +272,8 @@ def _load_json(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise _BadRequestError(f"Request body is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise _BadRequestError("Request body is nested too deeply.") from None
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -894,16 +896,15 @@ class LocalApp:
         raw = await request.body()
         deployment_id = self._routed_id(request)
         try:
-            named = json.loads(raw) if raw.strip() else None
-        except (ValueError, RecursionError):
-            named = None
-        named_identity = named.get("identity") if isinstance(named, dict) else None
+            body: Any = _load_json(raw) if raw.strip() else None
+            unreadable = False
+        except _BadRequestError:
+            body, unreadable = None, True
+        named = body.get("identity") if isinstance(body, dict) else None
 
         def handle() -> Response:
             account, dep, model = self._route(request)
-            try:
-                body = json.loads(raw) if raw.strip() else None
-            except ValueError:
+            if unreadable:
                 return _pydantic_error(("JSON decode error", "body"))
             if not isinstance(body, dict):
                 return _pydantic_error(("Input should be a valid dictionary", "body"))
@@ -930,7 +931,7 @@ class LocalApp:
                 raise
             return JSONResponse({"identity": body["identity"], "result": result})
 
-        identity = named_identity if isinstance(named_identity, str) else None
+        identity = named if isinstance(named, str) else None
         return await self._run(request, "hotload", deployment_id, handle, identity)
 
     async def _hotload_status(self, request: Request) -> Response:
