@@ -9,7 +9,7 @@ FireworksError
 │   ├── APIConnectionError                   the request never got an answer
 │   │   └── APITimeoutError                  ... because an attempt timed out
 │   ├── ResponseValidationError              the server sent something we cannot read
-│   │   └── ResponseBodyError                ... at the HTTP level: not JSON, too deep, undecodable
+│   │   └── ResponseBodyError                ... the body could not be decoded (content coding)
 │   │       └── ResponseTooLargeError        ... or larger than the response size limit
 │   └── APIStatusError                       the server answered with an error status
 │       ├── BadRequestError                  400
@@ -146,10 +146,10 @@ class ResponseValidationError(APIError):
 
 
 class ResponseBodyError(ResponseValidationError):
-    """The HTTP body itself was unusable: not JSON, nested too deeply, or not decodable.
+    """The HTTP body could not be decoded: an unknown or corrupt content coding.
 
-    Carries what is known of the answer: `status_code`, `content_type`, and (redacted, cut
-    short) `body`.
+    Carries what is known of the answer: `status_code` and `content_type`. (A body that
+    decodes but is not usable JSON raises the plain `ResponseValidationError`.)
     """
 
     def __init__(

@@ -7,8 +7,9 @@ sends:
   deflate are inflated in bounded steps, so a small compressed bomb cannot expand in memory);
   a larger body raises `ResponseTooLargeError`. Reading, like sending, ends by the attempt's
   budget, itself capped by the operation's deadline, so an endless trickle cannot outlive it.
-* JSON nested deeper than `MAX_JSON_DEPTH` is refused with `ResponseBodyError`, never a raw
-  `RecursionError`.
+* JSON nested deeper than `MAX_JSON_DEPTH`, or with more than `MAX_JSON_CONTAINERS` objects
+  and arrays, is refused with `ResponseValidationError` (as is a body that is not JSON), never
+  a raw `RecursionError`.
 * A Retry-After is capped by `RetryPolicy.max_retry_after_s` everywhere it is honoured.
 * The API key a server echoes back is redacted from every message, header and body we keep,
   and from httpx/httpcore log records (their DEBUG traces quote response headers).
@@ -560,8 +561,9 @@ class HTTPClient:
                     try:
                         body = await self._read_body(response, method, url)
                     finally:
-                        with anyio.CancelScope(shield=True):
-                            await response.aclose()
+                        # A no-op once the body is read whole; otherwise it drops the
+                        # connection (httpcore shields that from cancellation itself).
+                        await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise _connection_error(
                 APIConnectionError, shown, method, url, exc, sent=False
@@ -578,47 +580,50 @@ class HTTPClient:
     async def _read_body(self, response: httpx.Response, method: str, url: httpx.URL) -> bytes:
         """The decoded body, never more than `max_response_bytes` of it in memory."""
         limit = self.max_response_bytes
-        content_type = response.headers.get("content-type")
 
-        shown_type = content_type or "no content type"
+        def answered() -> str:
+            content_type = response.headers.get("content-type") or "no content type"
+            return f"{method} {url} answered HTTP {response.status_code} ({content_type})"
+
+        def body_error(message: str) -> ResponseBodyError:
+            return ResponseBodyError(
+                f"{answered()} {message}",
+                method=method,
+                url=str(url),
+                status_code=response.status_code,
+                content_type=response.headers.get("content-type"),
+            )
 
         def too_large(seen: str) -> ResponseTooLargeError:
             return ResponseTooLargeError(
-                f"{method} {url} answered HTTP {response.status_code} ({shown_type}) with a "
-                f"body of {seen}, over the {limit}-byte limit; reading was stopped. Raise "
-                "max_response_bytes if such answers are expected.",
+                f"{answered()} with a body of {seen}, over the {limit}-byte limit; reading was "
+                "stopped. Raise max_response_bytes if such answers are expected.",
                 method=method,
                 url=str(url),
                 status_code=response.status_code,
-                content_type=content_type,
+                content_type=response.headers.get("content-type"),
                 limit_bytes=limit,
             )
 
-        try:
+        if response.is_stream_consumed:
             # An in-process transport (a mock) may hand back a response already read and
             # decoded: nothing more will be allocated, but the limit still applies.
             ready = response.content
-        except httpx.ResponseNotRead:
-            pass
-        else:
             if len(ready) > limit:
                 raise too_large(f"{len(ready)} bytes")
             return ready
+        coding = response.headers.get("content-encoding")
         try:
-            inflater = _inflater(response.headers.get("content-encoding", ""))
+            inflater = None if coding is None else _inflater(coding)
         except ValueError:
-            raise ResponseBodyError(
-                f"{method} {url} answered HTTP {response.status_code} with Content-Encoding "
-                f"{response.headers.get('content-encoding')!r}; only {ACCEPT_ENCODING} (which "
-                "we ask for) can be read.",
-                method=method,
-                url=str(url),
-                status_code=response.status_code,
-                content_type=content_type,
+            raise body_error(
+                f"with Content-Encoding {coding!r}; only {ACCEPT_ENCODING} (which we ask for) "
+                "can be read."
             ) from None
-        declared = response.headers.get("content-length", "")
-        if inflater is None and declared.isdigit() and int(declared) > limit:
-            raise too_large(f"{int(declared)} bytes (Content-Length)")
+        if inflater is None:
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise too_large(f"{int(declared)} bytes (Content-Length)")
         body = bytearray()
         try:
             async for chunk in response.aiter_raw():
@@ -632,14 +637,8 @@ class HTTPClient:
                     raise too_large("more than that")
                 body += data
         except zlib.error as exc:
-            raise ResponseBodyError(
-                f"{method} {url} answered HTTP {response.status_code} with a "
-                f"{response.headers.get('content-encoding')} body that could not be "
-                f"decompressed ({exc}).",
-                method=method,
-                url=str(url),
-                status_code=response.status_code,
-                content_type=content_type,
+            raise body_error(
+                f"with a {coding} body that could not be decompressed ({exc})."
             ) from None
         return bytes(body)
 
@@ -700,15 +699,13 @@ class HTTPClient:
                     if unreadable is not None:
                         text = redact_text(response.text, secret)
                         content_type = response.headers.get("content-type")
-                        raise ResponseBodyError(
+                        raise ResponseValidationError(
                             f"{method} {url} answered {response.status_code} "
                             f"({content_type or 'no content type'}) with a body that "
                             f"{unreadable}: {text[:200]!r}",
                             method=method,
                             url=str(url),
                             body=text[:KEPT_TEXT_CHARS],
-                            status_code=response.status_code,
-                            content_type=content_type,
                         )
                     if body is not None and self._may_quote_key(response.content, secret):
                         body = redact_secret(body, secret)

@@ -86,9 +86,9 @@ MEMORY_CASES = [
     ("gzip_bomb", "get", "ResponseTooLargeError"),
     ("gzip_bomb_2mib", "get", "ResponseTooLargeError"),
     ("deflate_bomb", "get", "ResponseTooLargeError"),
-    ("deep_json", "get", "ResponseBodyError"),
-    ("deep_json_500", "get", "ResponseBodyError"),
-    ("wide_json", "get", "ResponseBodyError"),
+    ("deep_json", "get", "ResponseValidationError"),
+    ("deep_json_500", "get", "ResponseValidationError"),
+    ("wide_json", "get", "ResponseValidationError"),
     ("wide_strings", "get", "ResponseValidationError"),
     ("wide_under_cap", "get", "ResponseValidationError"),
     ("endless", "send_once", "ResponseTooLargeError"),
@@ -236,11 +236,11 @@ async def test_undecodable_bodies_are_typed(headers: dict[str, str], body: bytes
 
 @pytest.mark.parametrize("server", ["deep_json", "deep_json_500"], indirect=True)
 async def test_deep_json_is_a_validation_error(server: HostileServer) -> None:
-    """Deeply nested JSON raises ResponseBodyError, never a raw RecursionError."""
+    """Deeply nested JSON raises ResponseValidationError, never a raw RecursionError."""
     async with _manager(server.url) as fw:
-        with pytest.raises(ResponseBodyError, match="nested") as caught:
+        with pytest.raises(ResponseValidationError, match="nested") as caught:
             await fw.get("d")
-    assert caught.value.status_code == 200
+    assert "answered 200 (application/json)" in str(caught.value)
     assert isinstance(caught.value.body, str)
     assert len(caught.value.body) <= 16_384
 
@@ -262,8 +262,8 @@ async def test_non_json_stays_a_validation_error() -> None:
     ):
         with pytest.raises(ResponseValidationError, match="not JSON") as caught:
             await fw.get("d")
-    assert isinstance(caught.value, ResponseBodyError)
-    assert caught.value.content_type == "text/html"
+    assert type(caught.value) is ResponseValidationError
+    assert "(text/html)" in str(caught.value)
 
 
 # -- Retry-After that would sleep to the deadline --------------------------------------------
