@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import os
 import random
+import re
 import time
+import uuid
 from collections.abc import Callable, Mapping
 
 import attrs
@@ -22,11 +24,15 @@ __all__ = [
     "check_max_response_bytes",
     "check_poll_interval",
     "check_positive",
+    "env_headers",
     "resolve_api_key",
 ]
 
 API_KEY_ENV = "FIREWORKS_API_KEY"
 ACCOUNT_ID_ENV = "FIREWORKS_ACCOUNT_ID"
+CLIENT_SOURCE_ENV = "FIREWORKS_CLIENT_SOURCE"
+SESSION_ID_ENV = "FIREWORKS_SESSION_ID"
+_CLIENT_SOURCE = re.compile(r"fireworks-training-skill(?:/[0-9A-Za-z][0-9A-Za-z._+-]{0,63})?")
 DEFAULT_BASE_URL = "https://api.fireworks.ai"
 
 #: The shortest poll interval honoured: a shorter one is raised to it (`check_poll_interval`).
@@ -177,6 +183,30 @@ def resolve_api_key(api_key: str | None, env: Mapping[str, str] | None = None) -
             "a non-ASCII character."
         )
     return Secret(value.strip())
+
+
+def env_headers(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The headers the official client derives from the environment, validated as it does.
+
+    `X-Fireworks-Client-Source` from `FIREWORKS_CLIENT_SOURCE` when it is
+    `fireworks-training-skill` with an optional `/<version>` (at most 128 characters), and
+    `X-Fireworks-Session-Id` from `FIREWORKS_SESSION_ID` when it is a UUID in canonical form
+    (either case). Values are sent unchanged; anything else is silently left out.
+    """
+    env = os.environ if env is None else env
+    headers: dict[str, str] = {}
+    source = env.get(CLIENT_SOURCE_ENV)
+    if source and len(source) <= 128 and _CLIENT_SOURCE.fullmatch(source):
+        headers["X-Fireworks-Client-Source"] = source
+    session = env.get(SESSION_ID_ENV)
+    if session and len(session) <= 36:
+        try:
+            canonical = str(uuid.UUID(session))
+        except ValueError:
+            canonical = ""
+        if canonical == session.lower():
+            headers["X-Fireworks-Session-Id"] = session
+    return headers
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:

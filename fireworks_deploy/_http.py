@@ -48,6 +48,7 @@ from ._config import (
     Secret,
     Timeouts,
     check_max_response_bytes,
+    env_headers,
 )
 from ._errors import (
     APIConnectionError,
@@ -404,9 +405,10 @@ class HTTPClient:
     ) -> None:
         self._api_key = api_key
         self._additional_headers = dict(additional_headers)
+        self._explicit = frozenset(name.lower() for name in additional_headers)
+        defaults = {"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
         self._headers = {
-            "Content-Type": "application/json",
-            "Accept-Encoding": ACCEPT_ENCODING,
+            **{k: v for k, v in defaults.items() if k.lower() not in self._explicit},
             **additional_headers,
         }
         self._verify = True if verify_ssl is None else verify_ssl
@@ -505,7 +507,11 @@ class HTTPClient:
         warnings.warn(message, InsecureTransportWarning, stacklevel=4)
 
     def auth_headers(self, *, gateway: bool) -> dict[str, str]:
-        headers = dict(self._headers)
+        """Every request's headers: the environment's (read now, so a change applies to the
+        next request), the caller's (which win, in any case), then authentication."""
+        from_env = env_headers()
+        headers = {k: v for k, v in from_env.items() if k.lower() not in self._explicit}
+        headers.update(self._headers)
         headers["X-Api-Key"] = self._api_key.get()
         if gateway:
             headers["Authorization"] = f"Bearer {self._api_key.get()}"

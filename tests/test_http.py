@@ -843,3 +843,40 @@ class TestInsecureTransport:
     def test_is_loopback(self, host: str, expected: bool) -> None:
         """127.0.0.0/8, ::1 and localhost are loopback; nothing else is."""
         assert is_loopback(host) is expected
+
+
+class TestDefaultHeaders:
+    async def test_env_headers_read_per_request_and_overridable(
+        self, router: respx.Router, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Environment headers follow the environment per request; a caller's header wins."""
+        route = router.get("/v1/thing").respond(json={})
+        http = HTTPClient(
+            api_key=Secret(API_KEY),
+            additional_headers={"accept-encoding": "identity", "X-FIREWORKS-SESSION-ID": "mine"},
+            verify_ssl=None,
+            transport=httpx.MockTransport(router.async_handler),
+            max_concurrency=1,
+            timeouts=Timeouts(),
+            retry=FAST_RETRY,
+        )
+        try:
+            await http.request("GET", URL, deadline=Deadline(5))
+            assert "x-fireworks-client-source" not in route.calls.last.request.headers
+            monkeypatch.setenv("FIREWORKS_CLIENT_SOURCE", "fireworks-training-skill/1")
+            monkeypatch.setenv("FIREWORKS_SESSION_ID", "3f1c9a4e-5b7d-4c2a-9e8f-0a1b2c3d4e5f")
+            await http.request("GET", URL, deadline=Deadline(5))
+        finally:
+            await http.aclose()
+        sent = route.calls.last.request.headers
+        assert sent["x-fireworks-client-source"] == "fireworks-training-skill/1"
+        assert sent.get_list("x-fireworks-session-id") == ["mine"]
+        assert sent.get_list("accept-encoding") == ["identity"]
+
+    async def test_accept_encoding_is_what_we_can_inflate(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """We ask only for the codings we decode in bounded steps."""
+        route = router.get("/v1/thing").respond(json={})
+        await client.request("GET", URL, deadline=Deadline(5))
+        assert route.calls.last.request.headers["accept-encoding"] == "gzip, deflate"
