@@ -17,6 +17,7 @@ from ._config import Deadline
 from ._errors import (
     APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     ConflictError,
     DeletionTimeoutError,
     DeploymentFailedError,
@@ -164,6 +165,7 @@ class Deployments:
         )
         body = _wire.deployment_body(config)
         attempt = 0
+        earlier: Exception | None = None  # what the server said before the latest attempt
         while True:
             try:
                 response = await self._http.request(
@@ -172,6 +174,10 @@ class Deployments:
             except ConflictError as conflict:
                 return await self._existing_after_conflict(config, deadline, conflict)
             except (APIConnectionError, APIStatusError, ResponseValidationError) as failed:
+                if deadline.expired and earlier is not None and isinstance(failed, APITimeoutError):
+                    # The deadline, not the server, cut this attempt short: report the last
+                    # thing the server did say.
+                    raise earlier from failed
                 if deadline.expired or not worth_resending(failed):
                     raise
                 if not never_sent(failed):
@@ -186,6 +192,7 @@ class Deployments:
                         return existing
                 await back_off(self._http, attempt, deadline, failed)
                 attempt += 1
+                earlier = failed
                 continue
             return self._info(response.json, config.deployment_id)
 

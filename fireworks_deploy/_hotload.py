@@ -22,6 +22,7 @@ from ._deployments import Deployments, readiness
 from ._errors import (
     APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     BadRequestError,
     HotloadFailedError,
     HotloadTimeoutError,
@@ -166,6 +167,7 @@ class Hotloads:
         """
         headers = await self._headers(target, deadline, snapshot)
         attempt = 0
+        earlier: Exception | None = None  # what the server said before the latest attempt
         while True:
             send_reset = (
                 None if self.reset_prompt_cache_supported is False else snapshot.reset_prompt_cache
@@ -198,6 +200,10 @@ class Hotloads:
                     return {}
                 raise
             except (APIConnectionError, APIStatusError, ResponseValidationError) as failed:
+                if deadline.expired and earlier is not None and isinstance(failed, APITimeoutError):
+                    # The deadline, not the server, cut this attempt short: report the last
+                    # thing the server did say.
+                    raise earlier from failed
                 if deadline.expired or not worth_resending(failed):
                     raise
                 if not never_sent(failed) and await self._landed(
@@ -206,6 +212,7 @@ class Hotloads:
                     return {}
                 await back_off(self._http, attempt, deadline, failed)
                 attempt += 1
+                earlier = failed
                 continue
             if send_reset is not None and self.reset_prompt_cache_supported is None:
                 self.reset_prompt_cache_supported = True

@@ -9,7 +9,13 @@ import httpx
 
 from . import _wire
 from ._config import Deadline
-from ._errors import APIConnectionError, AuthenticationError, PermissionDeniedError, WarmupError
+from ._errors import (
+    APIConnectionError,
+    AuthenticationError,
+    PermissionDeniedError,
+    ResponseValidationError,
+    WarmupError,
+)
 from ._http import HTTPClient, build_url, parse_retry_after
 from ._models import WarmupResult
 
@@ -49,12 +55,13 @@ class Inference:
         return response
 
     async def probe(self, model: str, deadline: Deadline) -> bool:
-        """One completions request: 200 means serving; auth failures raise; else 'not yet'."""
+        """One completions request: 200 means serving; auth failures raise; anything else
+        (no answer, an unreadable one) is 'not yet'."""
         try:
             response = await self.completion_once(
                 model, deadline, self._http.timeouts.probe_s, "The completions probe"
             )
-        except APIConnectionError:
+        except (APIConnectionError, ResponseValidationError):
             return False
         return response.status_code == 200
 
@@ -73,8 +80,8 @@ class Inference:
                 response = await self.completion_once(
                     model, deadline, self._http.timeouts.warmup_s, "Warm-up"
                 )
-            except APIConnectionError as exc:
-                last_reason = str(exc)
+            except (APIConnectionError, ResponseValidationError) as exc:
+                last_reason = str(exc)  # no answer, or one too large to read: try again
             else:
                 if response.status_code == 200:
                     return WarmupResult(

@@ -37,6 +37,7 @@ from ._models import (
     MetadataLike,
     WarmupResult,
     check_hotload_args,
+    check_hotload_target,
     validate_deployment_id,
 )
 from ._polling import PollHub, PollSchedule
@@ -266,7 +267,7 @@ class AsyncDeploymentManager:
 
     async def hotload_status(self, deployment_id: str, base_model: str) -> HotloadStatus:
         """Every replica's hot-load state."""
-        check_hotload_args(deployment_id, base_model, None, None, None, None)
+        check_hotload_target(deployment_id, base_model)
         target = HotloadTarget(deployment_id, base_model)
         return await self._hotloads.status(target, self._deadline())
 

@@ -71,6 +71,10 @@ class FaultMatrix:
             "raised within the operation's deadline plus a small bound, and its message says what",
             "the SDK last saw. `-` means the fault does not apply to the operation.",
             "",
+            "Every cell also checks exactly-once effects on the strict emulator: no create or",
+            "hot-load took effect twice, and a POST reached the server a second time only where",
+            "the fault answered in the server's place (the server never acted on the first).",
+            "",
             f"**{green} of {len(self.cells)} runs green.**",
             "",
             "| Fault | " + " | ".join(f"`{op}`" for op in self.ops) + " |",
@@ -85,7 +89,18 @@ class FaultMatrix:
         if self.notes:
             lines += ["", "## Notes", ""]
             lines += [f"- **{fault}**: {note}" for fault, note in self.notes.items()]
+        lines += ["", "## Fault kinds", "", "From `fireworks_deploy.local.Fault`:", "", "```text"]
+        lines += _fault_kinds().splitlines()
+        lines += ["```"]
         return "\n".join(lines) + "\n"
+
+
+def _fault_kinds() -> str:
+    """The fault module's own description of every kind and its spec syntax."""
+    from fireworks_deploy.local import _faults
+
+    doc = _faults.__doc__ or ""
+    return doc[doc.index("A :class:`Fault`") :].replace(":class:", "").replace(":meth:", "").strip()
 
 
 def _render_cell(cells: list[Cell]) -> str:

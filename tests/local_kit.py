@@ -150,6 +150,31 @@ def double_posts(plane: LocalControlPlane) -> dict[tuple[str, ...], int]:
     return twice
 
 
+def double_effects(plane: LocalControlPlane) -> dict[tuple[str, ...], int]:
+    """Effects the server applied more than once: a hot-load started twice for one identity,
+    or a deployment created again without a deletion in between.
+
+    Unlike `double_posts`, a POST the server never acted on (a fault answered in its place)
+    does not count: re-sending it, once a read-back proved it did not land, is what is wanted.
+    """
+    twice: dict[tuple[str, ...], int] = {}
+    loads: dict[tuple[str, str], int] = {}
+    live: dict[str, int] = {}
+    for event in plane.events:
+        if event.kind == "hotload_started" and event.detail is not None:
+            key = (event.deployment_id, event.detail)
+            loads[key] = loads.get(key, 0) + 1
+            if loads[key] > 1:
+                twice["hotload", key[0], key[1]] = loads[key]
+        elif event.kind == "created":
+            live[event.deployment_id] = live.get(event.deployment_id, 0) + 1
+            if live[event.deployment_id] > 1:
+                twice["create", event.deployment_id] = live[event.deployment_id]
+        elif event.kind == "deleted":
+            live[event.deployment_id] = 0
+    return twice
+
+
 async def completion_tokens(
     base_url: str, transport: httpx.AsyncBaseTransport | None, model: str
 ) -> list[int]:

@@ -59,7 +59,8 @@ def test_error_tree() -> None:
     ):
         assert issubclass(cls, fd.APIStatusError)
     assert issubclass(fd.DeploymentNotFoundError, fd.DeploymentFailedError)
+    assert issubclass(fd.InsecureTransportWarning, UserWarning)
     for name in fd.__all__:
         value = getattr(fd, name)
         if inspect.isclass(value) and issubclass(value, Exception):
-            assert issubclass(value, fd.FireworksError), name
+            assert issubclass(value, Warning) or issubclass(value, fd.FireworksError), name

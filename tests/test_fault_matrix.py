@@ -26,6 +26,8 @@ from local_kit import (
     async_manager,
     closed_port,
     config,
+    double_effects,
+    double_posts,
     small_timeouts,
     wait_until,
 )
@@ -38,6 +40,7 @@ from fireworks_deploy import (
     DeploymentFailedError,
     FleetError,
     HotloadFailedError,
+    ResponseTooLargeError,
     ResponseValidationError,
     WaitTimeoutError,
     WarmupError,
@@ -244,6 +247,8 @@ def says_what_it_saw(exc: BaseException | None) -> bool:
         return f"HTTP {exc.status_code}" in text
     if isinstance(exc, APIConnectionError):
         return "no answer" in text or "was not sent" in text
+    if isinstance(exc, ResponseTooLargeError):
+        return "limit" in text
     if isinstance(exc, ResponseValidationError):
         return bool(text) and exc.body is not None
     if isinstance(exc, HotloadFailedError):
@@ -334,6 +339,11 @@ async def run_cell(
                 error = exc
         elapsed = time.monotonic() - started
         assert elapsed < row.deadline + BOUND_S, f"{op} took {elapsed:.1f}s"
+        # Exactly once: no create or hot-load took effect twice; and a POST that reached the
+        # server twice did so only because the server had not acted on the first.
+        assert not double_effects(ctx.plane), f"{op}: {double_effects(ctx.plane)}"
+        unapplied = row.title.startswith(UNAPPLIED_ANSWER_ROWS)
+        assert unapplied or not double_posts(ctx.plane), f"{op}: {double_posts(ctx.plane)}"
     matrix.record(
         row=row_index,
         fault=row.title,
@@ -347,6 +357,24 @@ async def run_cell(
 
 
 # -- the rows --------------------------------------------------------------------------------------
+
+
+#: Rows whose fault answers a POST in the server's place (it never acts): re-sending it once a
+#: read-back shows nothing landed is right, so the POST may reach the server twice.
+UNAPPLIED_ANSWER_ROWS = (
+    "429 with",
+    "503 burst",
+    "500, 502, 504 burst",
+    "503 longer",
+    "502 longer",
+    "connection reset",
+    "accepts and never answers",
+    "truncated JSON",
+    "malformed JSON",
+    "valid JSON of the wrong shape",
+    "endless body",
+    "deeply nested JSON",
+)
 
 
 def everywhere(outcome: str = "ok", **exceptions: str) -> dict[str, str]:
@@ -670,6 +698,114 @@ ROWS: list[Row] = [
         "replica was loading: that is evidence the load was lost (a status that merely lags the "
         "POST is not). After three such polls (and at least a second) hotload_and_wait sends the "
         "POST again, at most twice. A delta re-sent to a server that lost the chain gets its 400.",
+    ),
+    Row(
+        "endless body (x1)",
+        everywhere(
+            "ResponseTooLargeError",
+            wait_for_ready="ok",
+            create_or_get="ok",
+            hotload_and_wait="ok",
+            warmup="ok",
+            wait_for_ready_many="ok",
+            hotload_and_wait_many="ok",
+        ),
+        deadline=3.0,
+        inject=plane_fault("endless_body", times=1),
+        transports=("loopback",),
+        note="the server streams JSON that never ends. Reads stop at the response size limit "
+        "(`max_response_bytes`, 2 MiB by default) with ResponseTooLargeError, memory bounded. "
+        "A wait polls through one such answer, warm-up tries again, a create or hot-load reads "
+        "back what it did; a single read, scale or delete reports it. In process, httpx's ASGI "
+        "transport buffers whole bodies, so this row runs over loopback only.",
+    ),
+    Row(
+        "oversized body, 64 MiB (x1)",
+        everywhere(
+            "ResponseTooLargeError",
+            wait_for_ready="ok",
+            create_or_get="ok",
+            hotload_and_wait="ok",
+            warmup="ok",
+            wait_for_ready_many="ok",
+            hotload_and_wait_many="ok",
+        ),
+        inject=plane_fault("oversized_body", size=64 * 2**20, times=1),
+        transports=("loopback",),
+        note="the answer is valid JSON padded past the size limit (the request took effect).",
+    ),
+    Row(
+        "gzip bomb, 1 GiB inflated (x1)",
+        everywhere(
+            "ResponseTooLargeError",
+            wait_for_ready="ok",
+            create_or_get="ok",
+            hotload_and_wait="ok",
+            warmup="ok",
+            wait_for_ready_many="ok",
+            hotload_and_wait_many="ok",
+        ),
+        inject=plane_fault("gzip_bomb", size=2**30, times=1),
+        transports=("loopback",),
+        note="about 1 MB on the wire with content-encoding gzip; the limit applies to the "
+        "decompressed size.",
+    ),
+    Row(
+        "deeply nested JSON, depth 100,000 (x1)",
+        everywhere(
+            "ResponseValidationError",
+            wait_for_ready="ok",
+            create_or_get="ok",
+            hotload_and_wait="ok",
+            warmup="ok",
+            wait_for_ready_many="ok",
+            hotload_and_wait_many="ok",
+        ),
+        inject=plane_fault("deep_json", depth=100_000, times=1),
+        note="valid JSON too deep to decode is a ResponseValidationError, never a RecursionError.",
+    ),
+    Row(
+        "a replica vanishes from the status list (x3)",
+        only(hotload_and_wait="ok", hotload_and_wait_many="ok"),
+        inject=lambda ctx: ctx.plane.faults.add(
+            Fault("replica_vanish", replica=1, times=3, after=1)
+        ),
+        replicas=2,
+    ),
+    Row(
+        "a replica vanishes from the status list for good",
+        only(
+            hotload_and_wait="HotloadTimeoutError",
+            hotload_and_wait_many="FleetError[HotloadTimeoutError]",
+        ),
+        deadline=1.5,
+        inject=lambda ctx: ctx.plane.faults.add(
+            Fault("replica_vanish", replica=1, times=None, after=1)
+        ),
+        replicas=2,
+        note="every replica a wait has seen must serve the snapshot: one missing from the list "
+        "is never success; the timeout names it.",
+    ),
+    Row(
+        "hot-load status lags the POST by 2 s",
+        only(hotload_and_wait="ok", hotload_and_wait_many="ok"),
+        inject=lambda ctx: ctx.plane.faults.add(Fault("status_lag", seconds=2.0, times=None)),
+        note="a status that has not caught up with the POST is not evidence of a lost load: "
+        "the wait goes on and the POST is not sent again.",
+    ),
+    Row(
+        "answer lost after the request took effect (x1)",
+        everywhere(),
+        inject=plane_fault("lost_answer", times=1),
+        transports=("inprocess", "loopback"),
+        note="a create or hot-load whose answer was lost is read back and found, never re-sent.",
+    ),
+    Row(
+        "503 after the request took effect (x1)",
+        everywhere(),
+        inject=plane_fault("lost_answer", status=503, times=1),
+        note="a 503 does not prove a POST was not acted on: the create or hot-load is read back "
+        "first, and found.",
     ),
     Row(
         "added latency 0.2 s (x2)",
