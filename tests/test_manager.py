@@ -699,7 +699,8 @@ class TestWaitForReady:
         self, manager: AsyncDeploymentManager, router: respx.Router
     ) -> None:
         """100 concurrent waits on different deployments finish together, ~3 GETs each."""
-        manager._deployments.reads.threshold = 1000  # one GET per poll; list rounds: tests/test_batch.py
+        # One GET per poll; list rounds are tested in tests/test_batch.py.
+        manager._deployments.reads.threshold = 1000
         seen: dict[str, int] = {}
 
         def answer(request: httpx.Request) -> httpx.Response:
