@@ -59,7 +59,8 @@ def bench(session: nox.Session) -> None:
 @nox.session
 def compat(session: nox.Session) -> None:
     """The official fireworks-ai client, unchanged, against our local control plane."""
-    session.install("-e", ".[test]", "fireworks-ai==1.2.30", "urllib3")
+    # The training-sdk extra brings what the official WeightSyncer imports (numpy, ...).
+    session.install("-e", ".[test]", "fireworks-ai[training-sdk]==1.2.30")
     session.run("pytest", "-m", "compat", "tests/compat", *session.posargs)
 
 

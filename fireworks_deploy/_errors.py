@@ -8,10 +8,10 @@ FireworksError
 ├── APIError
 │   ├── APIConnectionError                   the request never got an answer
 │   │   └── APITimeoutError                  ... because an attempt timed out
-│   ├── ResponseValidationError              the server sent something we cannot read
+│   ├── ResponseValidationError (ValueError)  the server sent something we cannot read
 │   │   └── ResponseBodyError                ... the body could not be decoded (content coding)
 │   │       └── ResponseTooLargeError        ... or larger than the response size limit
-│   └── APIStatusError                       the server answered with an error status
+│   └── APIStatusError (httpx.HTTPStatusError)  the server answered with an error status
 │       ├── BadRequestError                  400
 │       ├── AuthenticationError              401
 │       ├── PermissionDeniedError            403
@@ -19,14 +19,14 @@ FireworksError
 │       ├── ConflictError                    409
 │       ├── RateLimitError                   429
 │       └── InternalServerError              5xx
-├── OperationError
+├── OperationError (RuntimeError)
 │   ├── DeploymentFailedError                a deployment is FAILED, DELETING, DELETED or gone
 │   │   └── DeploymentNotFoundError          ... gone (404) while we waited on it
 │   ├── HotloadFailedError                   a replica reports stage "error" for our snapshot
 │   └── WarmupError                          warm-up requests never got a 200
 ├── WaitTimeoutError (TimeoutError)          a wait hit its deadline; carries the last status
 │   ├── ReadyTimeoutError
-│   ├── HotloadTimeoutError
+│   ├── HotloadTimeoutError (RuntimeError too)
 │   └── DeletionTimeoutError
 ├── FleetError (ExceptionGroup-free summary) some deployments of a fleet operation failed
 └── LeaseCleanupError                        a lease could not release what it created
@@ -36,13 +36,22 @@ Every message names the object, what was observed and what to do; none carries t
 `redact_secret` is how the HTTP layer keeps a key a server echoes back out of every message,
 header and body it keeps; `InsecureTransportWarning` is the warning sent before a key would travel
 over plain http to a host that is not loopback.
+
+The builtin (and httpx) bases are what the official client raised, or what its callers raised on
+its `False`, in the same situation, so `except` clauses written for it still catch ours:
+`RuntimeError` for a failed or missing deployment and a failed hot-load or warm-up,
+`httpx.HTTPStatusError` for an error status (`.response` is rebuilt from what we kept: redacted
+body and headers, a request without credentials), `ValueError` for an answer it could not read.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+import httpx
 
 __all__ = [
     "REDACTED",
@@ -130,8 +139,9 @@ class APITimeoutError(APIConnectionError):
     """An attempt timed out before the server answered."""
 
 
-class ResponseValidationError(APIError):
-    """The server answered 2xx with a body we cannot read."""
+class ResponseValidationError(APIError, ValueError):
+    """The server answered 2xx with a body we cannot read (a `ValueError`, as a JSON decode
+    error or the official client's account check is)."""
 
     def __init__(
         self,
@@ -189,11 +199,13 @@ class ResponseTooLargeError(ResponseBodyError):
         self.limit_bytes = limit_bytes
 
 
-class APIStatusError(APIError):
+class APIStatusError(APIError, httpx.HTTPStatusError):
     """The server answered with an error status; carries what it said.
 
     `retry_after_s` is the server's Retry-After in seconds, already capped by the retry policy
-    (`RetryPolicy.max_retry_after_s`); None when it sent none.
+    (`RetryPolicy.max_retry_after_s`); None when it sent none. It is an `httpx.HTTPStatusError`
+    as the official client's `raise_for_status()` was: `.response` (and `.request`) are rebuilt
+    on first access from what we kept, the redacted body and headers, with no credentials.
     """
 
     retry_after_s: float | None = None
@@ -209,11 +221,56 @@ class APIStatusError(APIError):
         headers: Mapping[str, str] | None = None,
         server_message: str = "",
     ) -> None:
-        super().__init__(message, method=method, url=url)
+        # Not httpx.HTTPStatusError.__init__: it needs the response we build only on demand.
+        Exception.__init__(self, message)
+        self.message = message
+        self.method = method
+        self.url = url
         self.status_code = status_code
         self.body = body
         self.headers = dict(headers or {})
         self.server_message = server_message
+        self._response: httpx.Response | None = None
+
+    @property
+    def response(self) -> httpx.Response:
+        """An `httpx.Response` with the status, the redacted headers and body we kept."""
+        if self._response is None:
+            self._response = _rebuilt_response(self)
+        return self._response
+
+    @response.setter
+    def response(self, value: httpx.Response) -> None:
+        self._response = value
+
+    @property
+    def request(self) -> httpx.Request:
+        """The request as method and URL only: its credentials are never kept."""
+        return self.response.request
+
+    @request.setter
+    def request(self, value: httpx.Request) -> None:
+        self.response.request = value
+
+
+#: Headers that describe the bytes on the wire, not the body we kept (which is decoded).
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+def _rebuilt_response(error: APIStatusError) -> httpx.Response:
+    """`error`'s answer as an `httpx.Response`, from what it kept (redacted already)."""
+    request = httpx.Request(error.method or "GET", error.url or "http://unknown.invalid/")
+    if error.body is None:
+        content = b""
+    elif isinstance(error.body, str):
+        content = error.body.encode()
+    else:
+        content = json.dumps(error.body, default=str).encode()
+    headers = {k: v for k, v in error.headers.items() if k.lower() not in _WIRE_HEADERS}
+    try:
+        return httpx.Response(error.status_code, headers=headers, content=content, request=request)
+    except (UnicodeError, TypeError, ValueError):  # a header httpx will not re-encode
+        return httpx.Response(error.status_code, content=content, request=request)
 
 
 class BadRequestError(APIStatusError):
@@ -244,8 +301,9 @@ class InternalServerError(APIStatusError):
     """5xx: the server failed; retried automatically until the deadline."""
 
 
-class OperationError(FireworksError):
-    """A remote operation reached a failed end state."""
+class OperationError(FireworksError, RuntimeError):
+    """A remote operation reached a failed end state (a `RuntimeError`, as the official client
+    raised for a failed deployment, and its callers on a failed hot-load)."""
 
 
 class DeploymentFailedError(OperationError):
@@ -304,8 +362,12 @@ class ReadyTimeoutError(WaitTimeoutError):
     """`wait_for_ready` gave up; `last_status` is the last `DeploymentInfo` seen."""
 
 
-class HotloadTimeoutError(WaitTimeoutError):
-    """`wait_for_hotload` gave up; `last_status` is the last `HotloadStatus` seen."""
+class HotloadTimeoutError(WaitTimeoutError, RuntimeError):
+    """`wait_for_hotload` gave up; `last_status` is the last `HotloadStatus` seen.
+
+    Also a `RuntimeError`: the official client returned False here, and the code around it (its
+    own `WeightSyncer` included) raised `RuntimeError` on that.
+    """
 
 
 class DeletionTimeoutError(WaitTimeoutError):

@@ -15,6 +15,7 @@ import httpx
 
 from . import _fleet, _wire
 from ._account import Account, env_account_id
+from ._compat import AsyncOfficialCompat, pick_poll_interval
 from ._config import (
     DEFAULT_BASE_URL,
     Deadline,
@@ -45,23 +46,24 @@ from ._polling import PollHub, PollSchedule
 __all__ = ["AsyncDeploymentManager"]
 
 
-class AsyncDeploymentManager:
+class AsyncDeploymentManager(AsyncOfficialCompat):
     """Manage Fireworks deployments and hot-load weights into them, concurrently.
 
     One instance holds pooled HTTP clients; share it across tasks and close it with `aclose()`
-    or `async with`. Every method is safe to run concurrently with every other.
+    or `async with`. Every method is safe to run concurrently with every other. It also answers
+    to every name of the official `fireworks.training.sdk.DeploymentManager` (see `_compat`).
     """
 
     def __init__(
         self,
         api_key: str | None = None,
-        account_id: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         inference_url: str | None = None,
         hotload_api_url: str | None = None,
         additional_headers: Mapping[str, str] | None = None,
         verify_ssl: bool | None = None,
         *,
+        account_id: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         max_concurrency: int = 32,
         timeouts: Timeouts | None = None,
@@ -192,7 +194,8 @@ class AsyncDeploymentManager:
         validate_deployment_id(deployment_id)
         deadline = Deadline(check_positive("timeout_s", timeout_s))
         interval = check_positive("poll_interval_s", poll_interval_s)
-        return await self._deployments.wait_for_ready(deployment_id, deadline, interval)
+        with self._recording_boot_time():
+            return await self._deployments.wait_for_ready(deployment_id, deadline, interval)
 
     async def update(
         self,
@@ -277,18 +280,23 @@ class AsyncDeploymentManager:
         base_model: str,
         expected_identity: str,
         timeout_seconds: float = 400,
-        poll_interval_s: float = 5,
+        poll_interval: float = 5,
+        *,
+        poll_interval_s: float | None = None,
     ) -> HotloadStatus:
         """Wait until EVERY replica is ready with `expected_identity`.
 
         Raises `HotloadFailedError` as soon as a replica reports stage "error" for this identity
         (an error for another target is stale and ignored), `HotloadTimeoutError` at the deadline.
+        `poll_interval` is the official client's name; `poll_interval_s` (ours, as on every other
+        wait) wins if given.
         """
         check_hotload_args(deployment_id, base_model, expected_identity, None, None, None)
         deadline = Deadline(check_positive("timeout_seconds", timeout_seconds))
-        interval = check_positive("poll_interval_s", poll_interval_s)
+        interval = pick_poll_interval(poll_interval, poll_interval_s)
         target = HotloadTarget(deployment_id, base_model)
-        return await self._hotloads.wait(target, expected_identity, deadline, interval)
+        with self._recording_hotload_error():
+            return await self._hotloads.wait(target, expected_identity, deadline, interval)
 
     async def hotload_and_wait(
         self,
@@ -314,7 +322,8 @@ class AsyncDeploymentManager:
         )
         deadline = Deadline(check_positive("timeout_seconds", timeout_seconds))
         interval = check_positive("poll_interval_s", poll_interval_s)
-        return await self._hotloads.load_and_wait(target, snapshot, deadline, interval)
+        with self._recording_hotload_error():
+            return await self._hotloads.load_and_wait(target, snapshot, deadline, interval)
 
     # -- inference -------------------------------------------------------------------------
 

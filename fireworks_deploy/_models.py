@@ -122,7 +122,7 @@ def _normalize_transition(value: str | None) -> str | None:
     return upper
 
 
-def _str_tuple(value: Sequence[str] | None) -> tuple[str, ...] | None:
+def _str_list(value: Sequence[str] | None) -> list[str] | None:
     if value is None:
         return None
     if (
@@ -131,7 +131,7 @@ def _str_tuple(value: Sequence[str] | None) -> tuple[str, ...] | None:
         or not all(isinstance(v, str) for v in value)
     ):
         raise InvalidConfigError(f"extra_args must be a list of strings, got {value!r}.")
-    return tuple(value)
+    return list(value)
 
 
 def _str_map(value: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -144,9 +144,14 @@ def _str_map(value: Mapping[str, str] | None) -> dict[str, str] | None:
     return dict(value)
 
 
-@attrs.frozen
+@attrs.define
 class DeploymentConfig:
-    """What to create: the official client's `DeploymentConfig`, validated on construction."""
+    """What to create: the official client's `DeploymentConfig`, fields, order and defaults.
+
+    Mutable like the official dataclass: every field is checked when it is set (construction
+    included), and the whole config, cross-field rules too, again by `validate()`, which every
+    method that takes a config runs before any request.
+    """
 
     deployment_id: str = attrs.field(validator=lambda i, a, v: validate_deployment_id(v))
     base_model: str = attrs.field(validator=_non_empty)
@@ -166,11 +171,17 @@ class DeploymentConfig:
     skip_shape_validation: bool = attrs.field(default=False, validator=_bool)
     accept_shapeless_risk: bool = attrs.field(default=False, validator=_bool)
     disable_speculative_decoding: bool = attrs.field(default=False, validator=_bool)
-    extra_args: tuple[str, ...] | None = attrs.field(default=None, converter=_str_tuple)
+    extra_args: list[str] | None = attrs.field(default=None, converter=_str_list)
     extra_values: dict[str, str] | None = attrs.field(default=None, converter=_str_map)
     annotations: dict[str, str] | None = attrs.field(default=None, converter=_str_map)
     for_training: bool = attrs.field(default=False, validator=_bool)
     preemptible: bool = attrs.field(default=False, validator=_bool)
+
+    def validate(self) -> None:
+        """Check the whole config again, as on construction: each field (a list changed in
+        place included), then the rules across fields. Raises `InvalidConfigError` (a
+        `ValueError`) naming what is wrong."""
+        attrs.evolve(self)
 
     def __attrs_post_init__(self) -> None:
         if self.min_replica_count > self.max_replica_count:
@@ -178,18 +189,39 @@ class DeploymentConfig:
                 f"min_replica_count ({self.min_replica_count}) is greater than "
                 f"max_replica_count ({self.max_replica_count})."
             )
-        if self.accept_shapeless_risk and self.deployment_shape:
+        shape = (self.deployment_shape or "").strip()
+        if self.accept_shapeless_risk and shape:
             raise InvalidConfigError(
                 "accept_shapeless_risk cannot be combined with deployment_shape: drop one."
             )
-        if (
-            self.expected_deployment_shape is not None
-            and self.expected_deployment_shape != self.deployment_shape
-        ):
+        expected = (self.expected_deployment_shape or "").strip()
+        if expected and expected != shape:
             raise InvalidConfigError(
                 f"deployment_shape {self.deployment_shape!r} differs from "
-                f"expected_deployment_shape {self.expected_deployment_shape!r}."
+                f"expected_deployment_shape {self.expected_deployment_shape!r}; use "
+                "DeploymentConfig.from_training_profile(...) or the profile's shape version."
             )
+
+    @classmethod
+    def from_training_profile(
+        cls, *, deployment_id: str, base_model: str, profile: Any, **kwargs: Any
+    ) -> DeploymentConfig:
+        """A config pinned to a training profile's deployment shape (as the official client)."""
+        shape = getattr(profile, "deployment_shape", None) or getattr(
+            profile, "deployment_shape_version", None
+        )
+        if not shape:
+            raise InvalidConfigError(
+                "The training profile has no deployment_shape_version; pass deployment_shape=... "
+                "to DeploymentConfig instead."
+            )
+        return cls(
+            deployment_id=deployment_id,
+            base_model=base_model,
+            deployment_shape=shape,
+            expected_deployment_shape=shape,
+            **kwargs,
+        )
 
 
 @attrs.frozen(kw_only=True)

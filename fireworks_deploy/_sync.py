@@ -39,6 +39,7 @@ import attrs
 import httpx
 from anyio.from_thread import BlockingPortal
 
+from ._compat import SyncOfficialCompat
 from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
 from ._errors import ManagerClosedError
 from ._fleet import FleetResult
@@ -289,7 +290,7 @@ def _close_all() -> None:
 atexit.register(_close_all)
 
 
-class DeploymentManager:
+class DeploymentManager(SyncOfficialCompat):
     """Blocking twin of `AsyncDeploymentManager`, for scripts and threads.
 
     Safe to share across threads; works inside a running event loop (a notebook). Ctrl-C while a
@@ -300,13 +301,13 @@ class DeploymentManager:
     def __init__(
         self,
         api_key: str | None = None,
-        account_id: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         inference_url: str | None = None,
         hotload_api_url: str | None = None,
         additional_headers: Mapping[str, str] | None = None,
         verify_ssl: bool | None = None,
         *,
+        account_id: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         max_concurrency: int = 32,
         timeouts: Timeouts | None = None,
@@ -318,12 +319,12 @@ class DeploymentManager:
                 partial(
                     AsyncDeploymentManager,
                     api_key,
-                    account_id,
                     base_url,
                     inference_url,
                     hotload_api_url,
                     additional_headers,
                     verify_ssl,
+                    account_id=account_id,
                     transport=transport,
                     max_concurrency=max_concurrency,
                     timeouts=timeouts,
@@ -343,7 +344,10 @@ class DeploymentManager:
         self._finalizer.atexit = False
 
     def __repr__(self) -> str:
-        return f"DeploymentManager(base_url={self.base_url!r}, account_id={self.account_id!r})"
+        # The account as known: the `account_id` property would resolve it with a request.
+        return (
+            f"DeploymentManager(base_url={self.base_url!r}, account_id={self._async.account_id!r})"
+        )
 
     # -- mechanics -------------------------------------------------------------------------
 
@@ -386,10 +390,6 @@ class DeploymentManager:
     @property
     def hotload_api_url(self) -> str:
         return self._async.hotload_api_url
-
-    @property
-    def account_id(self) -> str | None:
-        return self._async.account_id
 
     @property
     def poll_requests(self) -> int:
@@ -474,7 +474,9 @@ class DeploymentManager:
         base_model: str,
         expected_identity: str,
         timeout_seconds: float = 400,
-        poll_interval_s: float = 5,
+        poll_interval: float = 5,
+        *,
+        poll_interval_s: float | None = None,
     ) -> HotloadStatus:
         return self._call(
             self._async.wait_for_hotload,
@@ -482,7 +484,8 @@ class DeploymentManager:
             base_model,
             expected_identity,
             timeout_seconds,
-            poll_interval_s,
+            poll_interval,
+            poll_interval_s=poll_interval_s,
         )
 
     def hotload_and_wait(

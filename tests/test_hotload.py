@@ -287,7 +287,7 @@ class TestHotloadRetries:
     ) -> None:
         """A status that shows the load only after a few reads still prevents a second POST."""
         post = router.post(HOTLOAD_PATH).respond(503)
-        lagging = [ok(status_json(replica_json("s0")))] * 3
+        lagging = [ok(status_json(replica_json("s0")))] * (LAG_READS - 1)
         router.get(HOTLOAD_PATH).mock(
             side_effect=sequence(*lagging, ok(status_json(replica_json("s0", target="s1"))))
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import attrs
+import types
+
 import pytest
 from core_testkit import BASE_MODEL
 from hypothesis import given
@@ -90,11 +91,43 @@ class TestDeploymentConfig:
             == "SYNC"
         )
 
-    def test_is_frozen(self) -> None:
-        """A config cannot be changed after validation."""
+    def test_is_mutable_and_checked_on_set(self) -> None:
+        """Like the official dataclass, a config can be changed; each field is checked when set."""
         config = DeploymentConfig("d", BASE_MODEL)
-        with pytest.raises(attrs.exceptions.FrozenInstanceError):
-            config.base_model = "x"  # type: ignore[misc]
+        config.max_replica_count = 3
+        config.hot_load_transition_type = "sync"
+        assert (config.max_replica_count, config.hot_load_transition_type) == (3, "SYNC")
+        with pytest.raises(InvalidConfigError):
+            config.deployment_id = "Not Valid"
+        with pytest.raises(InvalidConfigError):
+            config.min_replica_count = -1
+
+    def test_validate_rechecks_the_whole_config(self) -> None:
+        """validate() catches what setting one field cannot: cross-field rules, in-place edits."""
+        config = DeploymentConfig("d", BASE_MODEL, extra_args=["--a"])
+        config.validate()
+        config.min_replica_count = 2  # max is 1
+        with pytest.raises(InvalidConfigError, match="min_replica_count"):
+            config.validate()
+        config.min_replica_count = 0
+        assert config.extra_args is not None
+        config.extra_args.append(3)  # type: ignore[arg-type]
+        with pytest.raises(InvalidConfigError, match="extra_args"):
+            config.validate()
+
+    def test_from_training_profile_pins_the_shape(self) -> None:
+        """from_training_profile() sets the shape and the guard that it stays the profile's."""
+        shape = "accounts/f/deploymentShapes/s/versions/1"
+        profile = types.SimpleNamespace(deployment_shape_version=shape)
+        config = DeploymentConfig.from_training_profile(
+            deployment_id="d", base_model=BASE_MODEL, profile=profile, max_replica_count=2
+        )
+        assert config.deployment_shape == config.expected_deployment_shape
+        assert config.deployment_shape == shape
+        with pytest.raises(InvalidConfigError, match="deployment_shape_version"):
+            DeploymentConfig.from_training_profile(
+                deployment_id="d", base_model=BASE_MODEL, profile=types.SimpleNamespace()
+            )
 
     @given(deployment_id=ids, lo=st.integers(0, 5), extra=st.integers(0, 5))
     def test_valid_configs_construct(self, deployment_id: str, lo: int, extra: int) -> None:
