@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from ._config import Deadline, check_positive
+from ._config import Deadline, check_poll_interval, check_positive
 from ._deployments import readiness
 from ._errors import (
     APIConnectionError,
@@ -72,8 +72,8 @@ def pick_poll_interval(poll_interval: float, poll_interval_s: float | None) -> f
     """`wait_for_hotload`'s interval: our `poll_interval_s` if given, else the official
     `poll_interval` (its fifth positional parameter), validated."""
     if poll_interval_s is not None:
-        return check_positive("poll_interval_s", poll_interval_s)
-    return check_positive("poll_interval", poll_interval)
+        return check_poll_interval("poll_interval_s", poll_interval_s)
+    return check_poll_interval("poll_interval", poll_interval)
 
 
 class _CoreLike(Protocol):

@@ -76,8 +76,10 @@ def readiness(
             deployment_id=deployment_id,
             state=None,
         )
-    if info.is_ready or serving:
+    if info.is_ready:
         return info
+    if serving:
+        return attrs.evolve(info, serving=True)
     if info.is_bad:
         raise DeploymentFailedError(
             f"Deployment {deployment_id!r} is {info.state} while waiting for {waiting_for}; "

@@ -92,12 +92,12 @@ class Inference:
                     )
                 last_status = response.status_code
                 last_reason = f"HTTP {response.status_code}"
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                retry_after = self._http.retry.cap_retry_after(
+                    parse_retry_after(response.headers.get("retry-after"))
+                )
             if attempt == max_retries:
                 break
-            delay = max(
-                retry_interval_s, min(retry_after or 0.0, self._http.retry.max_retry_after_s)
-            )
+            delay = max(retry_interval_s, retry_after or 0.0)
             if delay >= deadline.remaining():
                 break
             await anyio.sleep(delay)

@@ -18,9 +18,11 @@ from ._account import Account, env_account_id
 from ._compat import AsyncOfficialCompat, pick_poll_interval
 from ._config import (
     DEFAULT_BASE_URL,
+    DEFAULT_MAX_RESPONSE_BYTES,
     Deadline,
     RetryPolicy,
     Timeouts,
+    check_poll_interval,
     check_positive,
     resolve_api_key,
 )
@@ -68,6 +70,7 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
         max_concurrency: int = 32,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         api_secret = resolve_api_key(api_key)
         self._base_url = parse_base_url(base_url, "base_url")
@@ -91,6 +94,7 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
             max_concurrency=max_concurrency,
             timeouts=timeouts or Timeouts(),
             retry=retry or RetryPolicy(),
+            max_response_bytes=max_response_bytes,
         )
         self._account = Account(
             self._http, self._base_url, env_account_id() if account_id is None else account_id
@@ -189,11 +193,12 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
 
         Raises `DeploymentFailedError` for FAILED, DELETING or DELETED (and its subclass
         `DeploymentNotFoundError` if it disappears), `ReadyTimeoutError` at the deadline. The
-        returned info is what the server said; a probe never rewrites the state.
+        returned info always has `is_ready` true; its `state` is what the control plane said,
+        which can still be CREATING when the probe found it serving (then `serving` is true).
         """
         validate_deployment_id(deployment_id)
         deadline = Deadline(check_positive("timeout_s", timeout_s))
-        interval = check_positive("poll_interval_s", poll_interval_s)
+        interval = check_poll_interval("poll_interval_s", poll_interval_s)
         with self._recording_boot_time():
             return await self._deployments.wait_for_ready(deployment_id, deadline, interval)
 
@@ -234,7 +239,7 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
         """Wait until the deployment is gone (404) or DELETED."""
         validate_deployment_id(deployment_id)
         deadline = Deadline(check_positive("timeout_s", timeout_s))
-        interval = check_positive("poll_interval_s", poll_interval_s)
+        interval = check_poll_interval("poll_interval_s", poll_interval_s)
         await self._deployments.wait_for_deletion(deployment_id, deadline, interval)
 
     # -- hot-load --------------------------------------------------------------------------
@@ -321,7 +326,7 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
             cmek_resource,
         )
         deadline = Deadline(check_positive("timeout_seconds", timeout_seconds))
-        interval = check_positive("poll_interval_s", poll_interval_s)
+        interval = check_poll_interval("poll_interval_s", poll_interval_s)
         with self._recording_hotload_error():
             return await self._hotloads.load_and_wait(target, snapshot, deadline, interval)
 
@@ -374,7 +379,7 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
         """
         ids = _fleet.check_ids(deployment_ids)
         deadline = Deadline(check_positive("timeout_s", timeout_s))
-        schedule = PollSchedule(check_positive("poll_interval_s", poll_interval_s))
+        schedule = PollSchedule(check_poll_interval("poll_interval_s", poll_interval_s))
         return await _fleet.wait_for_ready_many(
             self._deployments,
             self._inference,
@@ -413,7 +418,7 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
         ]
         snapshot = requests[0][1]
         deadline = Deadline(check_positive("timeout_seconds", timeout_seconds))
-        interval = check_positive("poll_interval_s", poll_interval_s)
+        interval = check_poll_interval("poll_interval_s", poll_interval_s)
         return await _fleet.hotload_and_wait_many(
             self._hotloads,
             ids,

@@ -249,6 +249,8 @@ class DeploymentInfo:
     for_training: bool | None = None
     create_time: str | None = None
     update_time: str | None = None
+    #: A completions probe got a 200: it serves although `state` may still read CREATING.
+    serving: bool = False
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     @property
@@ -263,7 +265,8 @@ class DeploymentInfo:
 
     @property
     def is_ready(self) -> bool:
-        return self.state == DeploymentState.READY
+        """It serves: `state` is READY, or a completions probe got a 200 (`serving`)."""
+        return self.state == DeploymentState.READY or self.serving
 
     @property
     def is_bad(self) -> bool:

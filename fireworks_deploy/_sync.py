@@ -40,7 +40,7 @@ import httpx
 from anyio.from_thread import BlockingPortal
 
 from ._compat import SyncOfficialCompat
-from ._config import DEFAULT_BASE_URL, RetryPolicy, Timeouts
+from ._config import DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, RetryPolicy, Timeouts
 from ._errors import ManagerClosedError
 from ._fleet import FleetResult
 from ._lease import LeaseAction, SyncDeploymentLease
@@ -312,6 +312,7 @@ class DeploymentManager(SyncOfficialCompat):
         max_concurrency: int = 32,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         loop_thread = _LoopThread()
         try:
@@ -329,6 +330,7 @@ class DeploymentManager(SyncOfficialCompat):
                     max_concurrency=max_concurrency,
                     timeouts=timeouts,
                     retry=retry,
+                    max_response_bytes=max_response_bytes,
                 )
             )
         except BaseException:

@@ -545,6 +545,8 @@ class TestWaitForReady:
         probe = router.post(COMPLETIONS_PATH).respond(200, json={"choices": []})
         info = await manager.wait_for_ready("d", timeout_s=5, **FAST)
         assert info.state == "CREATING"
+        assert info.serving
+        assert info.is_ready  # what callers check after a wait, whatever the state says
         assert probe.call_count == 1
         request = probe.calls.last.request
         assert json.loads(request.content) == {
