@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import anyio
 import attrs
 
-from ._config import Deadline
+from ._config import Deadline, check_poll_interval, check_positive
 from ._deployments import Deployments, readiness
 from ._errors import FireworksError, FleetError, InvalidConfigError, ReadyTimeoutError
-from ._hotload import Hotloads, HotloadTarget, Snapshot
+from ._hotload import Hotloads, HotloadTarget, Snapshot, hotload_request
 from ._http import PollErrors, error_retry_after
 from ._inference import Inference
-from ._models import DeploymentInfo, DeploymentState, HotloadStatus, validate_deployment_id
+from ._models import (
+    DeploymentInfo,
+    DeploymentState,
+    HotloadStatus,
+    MetadataLike,
+    validate_deployment_id,
+)
 from ._polling import PollSchedule
 
-__all__ = ["FleetResult", "Outcome", "check_ids", "hotload_and_wait_many", "wait_for_ready_many"]
+__all__ = [
+    "FleetOperations",
+    "FleetResult",
+    "Outcome",
+    "check_ids",
+    "hotload_and_wait_many",
+    "wait_for_ready_many",
+]
 
 T = TypeVar("T")
 
@@ -217,3 +230,80 @@ async def hotload_and_wait_many(
         for i in ids:
             tg.start_soon(one, i)
     return _finish(ids, outcomes, started, "hotload_and_wait_many", return_exceptions)
+
+
+class _Services(Protocol):
+    """What the fleet methods use of the manager: its concept services."""
+
+    _deployments: Deployments
+    _inference: Inference
+    _hotloads: Hotloads
+
+
+class FleetOperations:
+    """`AsyncDeploymentManager`'s fleet methods: validate, build the deadline, run the fleet."""
+
+    async def wait_for_ready_many(
+        self: _Services,
+        deployment_ids: Sequence[str],
+        timeout_s: float = 600,
+        poll_interval_s: float = 15,
+        *,
+        return_exceptions: bool = False,
+    ) -> FleetResult[DeploymentInfo]:
+        """Wait for many deployments under one deadline, reading them through the list endpoint.
+
+        Every deployment's outcome is reported; without `return_exceptions` a `FleetError`
+        (carrying the result) is raised if any failed.
+        """
+        ids = check_ids(deployment_ids)
+        deadline = Deadline(check_positive("timeout_s", timeout_s))
+        schedule = PollSchedule(check_poll_interval("poll_interval_s", poll_interval_s))
+        return await wait_for_ready_many(
+            self._deployments,
+            self._inference,
+            ids,
+            deadline,
+            schedule,
+            return_exceptions=return_exceptions,
+        )
+
+    async def hotload_and_wait_many(
+        self: _Services,
+        deployment_ids: Sequence[str],
+        base_model: str,
+        snapshot_identity: str,
+        incremental_snapshot_metadata: MetadataLike | None = None,
+        reset_prompt_cache: bool = True,
+        timeout_seconds: float = 400,
+        poll_interval_s: float = 5,
+        *,
+        return_exceptions: bool = False,
+    ) -> FleetResult[HotloadStatus]:
+        """Hot-load one snapshot into many deployments at once, under one deadline."""
+        ids = check_ids(deployment_ids)
+        # Every id is checked (it goes into a header); the snapshot is the same for all.
+        requests = [
+            hotload_request(
+                deployment_id,
+                base_model,
+                snapshot_identity,
+                incremental_snapshot_metadata,
+                reset_prompt_cache,
+                None,
+                None,
+            )
+            for deployment_id in ids
+        ]
+        snapshot = requests[0][1]
+        deadline = Deadline(check_positive("timeout_seconds", timeout_seconds))
+        interval = check_poll_interval("poll_interval_s", poll_interval_s)
+        return await hotload_and_wait_many(
+            self._hotloads,
+            ids,
+            base_model,
+            snapshot,
+            deadline,
+            interval,
+            return_exceptions=return_exceptions,
+        )

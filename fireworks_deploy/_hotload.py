@@ -30,11 +30,11 @@ from ._errors import (
     ResponseValidationError,
 )
 from ._http import HTTPClient, PollErrors, build_url, error_retry_after
-from ._models import HotloadStatus, IncrementalSnapshotMetadata
+from ._models import HotloadStatus, IncrementalSnapshotMetadata, MetadataLike, check_hotload_args
 from ._polling import HotloadTiming, Observation, PollHub, PollSchedule, describe_last
 from ._resend import back_off, never_sent, read_back, worth_resending
 
-__all__ = ["HOTLOAD_PATH", "HotloadTarget", "Hotloads", "Snapshot"]
+__all__ = ["HOTLOAD_PATH", "HotloadTarget", "Hotloads", "Snapshot", "hotload_request"]
 
 logger = logging.getLogger("fireworks_deploy")
 
@@ -69,6 +69,26 @@ class Snapshot:
     @property
     def is_delta(self) -> bool:
         return self.metadata is not None
+
+
+def hotload_request(
+    deployment_id: str,
+    base_model: str,
+    identity: str,
+    metadata: MetadataLike | None,
+    reset_prompt_cache: bool,
+    path: str | None,
+    cmek_resource: str | None,
+) -> tuple[HotloadTarget, Snapshot]:
+    """A public hot-load call's arguments, validated, as the values the protocol carries."""
+    delta = check_hotload_args(deployment_id, base_model, identity, metadata, path, cmek_resource)
+    return HotloadTarget(deployment_id, base_model), Snapshot(
+        identity,
+        delta,
+        reset_prompt_cache=reset_prompt_cache,
+        path=path,
+        cmek_resource=cmek_resource,
+    )
 
 
 class _LoadLostError(Exception):

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from . import _fleet, _wire
+from . import _wire
 from ._account import Account, env_account_id
 from ._compat import AsyncOfficialCompat, pick_poll_interval
 from ._config import (
@@ -28,8 +28,8 @@ from ._config import (
 )
 from ._deployments import Deployments, check_config
 from ._errors import InvalidConfigError, ManagerClosedError
-from ._fleet import FleetResult
-from ._hotload import Hotloads, HotloadTarget, Snapshot
+from ._fleet import FleetOperations
+from ._hotload import Hotloads, HotloadTarget, hotload_request
 from ._http import HTTPClient, check_additional_headers, parse_base_url
 from ._inference import Inference
 from ._lease import DeploymentLease, LeaseAction
@@ -43,12 +43,12 @@ from ._models import (
     check_hotload_target,
     validate_deployment_id,
 )
-from ._polling import PollHub, PollSchedule
+from ._polling import PollHub
 
 __all__ = ["AsyncDeploymentManager"]
 
 
-class AsyncDeploymentManager(AsyncOfficialCompat):
+class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
     """Manage Fireworks deployments and hot-load weights into them, concurrently.
 
     One instance holds pooled HTTP clients; share it across tasks and close it with `aclose()`
@@ -261,7 +261,7 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
         lost is not re-sent blindly: the status is read first, and the load counts as accepted
         if a replica already targets or serves the identity.
         """
-        target, snapshot = _hotload_request(
+        target, snapshot = hotload_request(
             deployment_id,
             base_model,
             snapshot_identity,
@@ -316,7 +316,7 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
         poll_interval_s: float = 5,
     ) -> HotloadStatus:
         """`hotload` then `wait_for_hotload`, under one deadline. Returns the final status."""
-        target, snapshot = _hotload_request(
+        target, snapshot = hotload_request(
             deployment_id,
             base_model,
             snapshot_identity,
@@ -364,91 +364,6 @@ class AsyncDeploymentManager(AsyncOfficialCompat):
             raise ManagerClosedError("This AsyncDeploymentManager is closed; create a new one.")
         return DeploymentLease(self._deployments, on_exit, cleanup_timeout_s=cleanup_timeout_s)
 
-    async def wait_for_ready_many(
-        self,
-        deployment_ids: Sequence[str],
-        timeout_s: float = 600,
-        poll_interval_s: float = 15,
-        *,
-        return_exceptions: bool = False,
-    ) -> FleetResult[DeploymentInfo]:
-        """Wait for many deployments under one deadline, reading them through the list endpoint.
-
-        Every deployment's outcome is reported; without `return_exceptions` a `FleetError`
-        (carrying the result) is raised if any failed.
-        """
-        ids = _fleet.check_ids(deployment_ids)
-        deadline = Deadline(check_positive("timeout_s", timeout_s))
-        schedule = PollSchedule(check_poll_interval("poll_interval_s", poll_interval_s))
-        return await _fleet.wait_for_ready_many(
-            self._deployments,
-            self._inference,
-            ids,
-            deadline,
-            schedule,
-            return_exceptions=return_exceptions,
-        )
-
-    async def hotload_and_wait_many(
-        self,
-        deployment_ids: Sequence[str],
-        base_model: str,
-        snapshot_identity: str,
-        incremental_snapshot_metadata: MetadataLike | None = None,
-        reset_prompt_cache: bool = True,
-        timeout_seconds: float = 400,
-        poll_interval_s: float = 5,
-        *,
-        return_exceptions: bool = False,
-    ) -> FleetResult[HotloadStatus]:
-        """Hot-load one snapshot into many deployments at once, under one deadline."""
-        ids = _fleet.check_ids(deployment_ids)
-        # Every id is checked (it goes into a header); the snapshot is the same for all.
-        requests = [
-            _hotload_request(
-                deployment_id,
-                base_model,
-                snapshot_identity,
-                incremental_snapshot_metadata,
-                reset_prompt_cache,
-                None,
-                None,
-            )
-            for deployment_id in ids
-        ]
-        snapshot = requests[0][1]
-        deadline = Deadline(check_positive("timeout_seconds", timeout_seconds))
-        interval = check_poll_interval("poll_interval_s", poll_interval_s)
-        return await _fleet.hotload_and_wait_many(
-            self._hotloads,
-            ids,
-            base_model,
-            snapshot,
-            deadline,
-            interval,
-            return_exceptions=return_exceptions,
-        )
-
 
 def _optional_url(value: str | None, name: str, default: httpx.URL) -> httpx.URL:
     return default if value is None else parse_base_url(value, name)
-
-
-def _hotload_request(
-    deployment_id: str,
-    base_model: str,
-    identity: str,
-    metadata: MetadataLike | None,
-    reset_prompt_cache: bool,
-    path: str | None,
-    cmek_resource: str | None,
-) -> tuple[HotloadTarget, Snapshot]:
-    """A public hot-load call's arguments, validated, as the values the protocol carries."""
-    delta = check_hotload_args(deployment_id, base_model, identity, metadata, path, cmek_resource)
-    return HotloadTarget(deployment_id, base_model), Snapshot(
-        identity,
-        delta,
-        reset_prompt_cache=reset_prompt_cache,
-        path=path,
-        cmek_resource=cmek_resource,
-    )
