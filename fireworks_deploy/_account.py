@@ -9,7 +9,8 @@ import httpx
 
 from . import _wire
 from ._config import ACCOUNT_ID_ENV, Deadline
-from ._http import HTTPClient, build_url
+from ._http import HTTPClient
+from ._urls import build_url
 
 __all__ = ["Account", "env_account_id"]
 

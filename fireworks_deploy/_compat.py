@@ -30,18 +30,17 @@ from ._errors import (
     ReadyTimeoutError,
     WaitTimeoutError,
 )
-from ._hotload import HotloadTarget
-from ._http import (
+from ._failures import (
     NOT_PROCESSED_STATUSES,
     RETRYABLE_STATUSES,
     PollErrors,
-    build_url,
-    check_additional_headers,
     error_retry_after,
     parse_retry_after,
 )
+from ._hotload import HotloadTarget
 from ._models import DeploymentInfo, check_hotload_target, validate_deployment_id
 from ._polling import Observation, PollSchedule, describe_last
+from ._urls import build_url, check_additional_headers
 
 if TYPE_CHECKING:
     import httpx

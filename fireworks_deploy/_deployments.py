@@ -27,7 +27,8 @@ from ._errors import (
     ReadyTimeoutError,
     ResponseValidationError,
 )
-from ._http import HTTPClient, PollErrors, error_retry_after
+from ._failures import PollErrors, error_retry_after
+from ._http import HTTPClient
 from ._inference import Inference
 from ._models import DeploymentConfig, DeploymentInfo, DeploymentState
 from ._polling import Observation, PollHub, PollSchedule, describe_last

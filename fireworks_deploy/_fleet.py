@@ -12,8 +12,8 @@ import attrs
 from ._config import Deadline, check_poll_interval, check_positive
 from ._deployments import Deployments, readiness
 from ._errors import FireworksError, FleetError, InvalidConfigError, ReadyTimeoutError
+from ._failures import PollErrors, error_retry_after
 from ._hotload import Hotloads, HotloadTarget, Snapshot, hotload_request
-from ._http import PollErrors, error_retry_after
 from ._inference import Inference
 from ._models import (
     DeploymentInfo,

@@ -29,10 +29,12 @@ from ._errors import (
     NotFoundError,
     ResponseValidationError,
 )
-from ._http import HTTPClient, PollErrors, build_url, error_retry_after
+from ._failures import PollErrors, error_retry_after
+from ._http import HTTPClient
 from ._models import HotloadStatus, IncrementalSnapshotMetadata, MetadataLike, check_hotload_args
 from ._polling import HotloadTiming, Observation, PollHub, PollSchedule, describe_last
 from ._resend import back_off, never_sent, read_back, worth_resending
+from ._urls import build_url
 
 __all__ = ["HOTLOAD_PATH", "HotloadTarget", "Hotloads", "Snapshot", "hotload_request"]
 

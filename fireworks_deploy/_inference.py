@@ -16,8 +16,10 @@ from ._errors import (
     ResponseValidationError,
     WarmupError,
 )
-from ._http import HTTPClient, build_url, parse_retry_after
+from ._failures import parse_retry_after
+from ._http import HTTPClient
 from ._models import WarmupResult
+from ._urls import build_url
 
 __all__ = ["COMPLETIONS_PATH", "Inference"]
 

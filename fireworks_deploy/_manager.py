@@ -30,7 +30,7 @@ from ._deployments import Deployments, check_config
 from ._errors import InvalidConfigError, ManagerClosedError
 from ._fleet import FleetOperations
 from ._hotload import Hotloads, HotloadTarget, hotload_request
-from ._http import HTTPClient, check_additional_headers, parse_base_url
+from ._http import HTTPClient
 from ._inference import Inference
 from ._lease import DeploymentLease, LeaseAction
 from ._models import (
@@ -44,6 +44,7 @@ from ._models import (
     validate_deployment_id,
 )
 from ._polling import PollHub
+from ._urls import check_additional_headers, parse_base_url
 
 __all__ = ["AsyncDeploymentManager"]
 

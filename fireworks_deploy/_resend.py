@@ -14,7 +14,8 @@ from typing import TypeVar
 
 from ._config import Deadline
 from ._errors import APIConnectionError, APIStatusError, ResponseValidationError
-from ._http import RETRYABLE_STATUSES, HTTPClient, is_transient
+from ._failures import RETRYABLE_STATUSES, is_transient
+from ._http import HTTPClient
 
 __all__ = ["back_off", "never_sent", "read_back", "worth_resending"]
 

@@ -43,7 +43,8 @@ from fireworks_deploy import (
 )
 from fireworks_deploy._config import Deadline
 from fireworks_deploy._errors import ResponseBodyError, ResponseTooLargeError
-from fireworks_deploy._http import HTTPClient, error_retry_after
+from fireworks_deploy._failures import error_retry_after
+from fireworks_deploy._http import HTTPClient
 
 KIT = Path(__file__).with_name("hostile_kit.py")
 #: Peak RSS growth allowed for one hostile answer, whatever it is.

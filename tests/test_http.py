@@ -50,17 +50,10 @@ from fireworks_deploy._errors import (
     redact_secret,
     redact_text,
 )
-from fireworks_deploy._http import (
-    HTTPClient,
-    build_url,
-    check_additional_headers,
-    error_retry_after,
-    is_loopback,
-    is_transient,
-    parse_base_url,
-    parse_retry_after,
-    server_message,
-)
+from fireworks_deploy._failures import error_retry_after, is_transient, parse_retry_after
+from fireworks_deploy._http import HTTPClient, server_message
+from fireworks_deploy._secrets import is_loopback
+from fireworks_deploy._urls import build_url, check_additional_headers, parse_base_url
 
 URL = httpx.URL(BASE_URL + "/v1/thing")
 
