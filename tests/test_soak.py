@@ -1,11 +1,14 @@
 """Soak: 1,000 deployments through create -> ready -> 20 hot-loads -> scale to zero, over loopback,
-with about 5% of requests hit by a fault (429/503 with a small Retry-After, latency, dropped
-connections). Run with ``pytest -m slow tests/test_soak.py -s``; the summary is printed and written
-to docs/soak.md.
+with about 5% of requests hit by a fault: 429/503 with a small Retry-After, latency, dropped
+connections, and the hostile kinds (an answer lost or turned into a 503 after the request took
+effect, a gzip bomb after it took effect, deeply nested JSON in the server's place, a hot-load
+status that lags). Run with ``pytest -m slow tests/test_soak.py -s``; the summary is printed and
+written to docs/soak.md.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -17,11 +20,12 @@ from typing import Any
 
 import anyio
 import pytest
-from local_kit import BASE_MODEL, async_manager, config, small_timeouts
+from local_kit import BASE_MODEL, async_manager, config, double_effects, small_timeouts
 
 from fireworks_deploy import FireworksError, IncrementalSnapshotMetadata
 from fireworks_deploy.local import LocalControlPlane, LocalServer
 from fireworks_deploy.local._app import _drop_connection
+from fireworks_deploy.local._state import StateError
 
 pytestmark = pytest.mark.slow
 
@@ -35,10 +39,30 @@ STUCK_S = 240.0
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "soak.md"
 
 
-class RandomFaults:
-    """ASGI wrapper: each request has a FAULT_RATE chance of one fault, chosen at random."""
+#: 8 MiB of JSON whitespace around `{}`, gzip-compressed to a few KiB: over the 2 MiB read limit.
+GZIP_BOMB = gzip.compress(b"{" + b" " * (8 << 20) + b"}", compresslevel=9)
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
 
-    KINDS = ("429", "503", "latency", "drop")
+
+class RandomFaults:
+    """ASGI wrapper: each request has a FAULT_RATE chance of one fault, chosen at random.
+
+    `lost_answer`, `503_after` and `gzip_bomb` let the request take effect, then spoil its
+    answer; `deep_json` answers in the server's place; `stale_status` answers a hot-load status
+    read with the previous answer for that deployment (a status that lags).
+    """
+
+    KINDS = (
+        "429",
+        "503",
+        "latency",
+        "drop",
+        "lost_answer",
+        "503_after",
+        "gzip_bomb",
+        "deep_json",
+        "stale_status",
+    )
 
     def __init__(self, app: Any, seed: int = 6) -> None:
         self.app = app
@@ -46,6 +70,7 @@ class RandomFaults:
         self.lock = threading.Lock()
         self.injected: Counter[str] = Counter()
         self.requests = 0
+        self.last_status: dict[bytes, list[Any]] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -67,11 +92,45 @@ class RandomFaults:
             return
         if kind == "latency":
             await anyio.sleep(self.rng_uniform(0.02, 0.2))
+        if kind == "deep_json":
+            await _answer(send, 200, DEEP_JSON, [(b"content-type", b"application/json")])
+            return
+        status_read = scope["method"] == "GET" and scope["path"].startswith("/hot_load/")
+        if kind in ("lost_answer", "503_after", "gzip_bomb") or status_read:
+            answer: list[Any] = []
+
+            async def keep(message: Any) -> None:
+                answer.append(message)
+
+            await self.app(scope, receive, keep)  # the request takes effect
+            if kind == "lost_answer":
+                await _drop_connection(send)
+            elif kind == "503_after":
+                await _answer(send, 503, b'{"error": {"message": "injected 503 after apply"}}')
+            elif kind == "gzip_bomb":
+                headers = [(b"content-type", b"application/json"), (b"content-encoding", b"gzip")]
+                await _answer(send, 200, GZIP_BOMB, headers)
+            else:
+                deployment = dict(scope["headers"]).get(b"fireworks-deployment", b"")
+                previous = self.last_status.get(deployment)
+                self.last_status[deployment] = answer
+                for message in previous if kind == "stale_status" and previous else answer:
+                    await send(message)
+            return
         await self.app(scope, receive, send)
 
     def rng_uniform(self, low: float, high: float) -> float:
         with self.lock:
             return self.rng.uniform(low, high)
+
+
+async def _answer(
+    send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = headers or [(b"content-type", b"application/json")]
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 @pytest.mark.timeout(600)  # a 1,000-deployment soak; it reports and bounds its own runtime
@@ -83,6 +142,7 @@ async def test_soak() -> None:
     ops = Counter[str]()
     typed = Counter[str]()
     untyped: list[BaseException] = []
+    typed_samples: list[str] = []
     outcome = Counter[str]()
     gate = anyio.Semaphore(CONCURRENCY)
     from leakcheck import snapshot  # registered as a plugin by conftest.py
@@ -123,6 +183,7 @@ async def test_soak() -> None:
                 outcome["stuck"] += 1
             except FireworksError as exc:
                 typed[type(exc).__name__] += 1
+                typed_samples.append(f"{did}: {exc}"[:300])
                 outcome["typed_error"] += 1
             except Exception as exc:  # counted as lost: neither done nor a typed error
                 untyped.append(exc)
@@ -152,13 +213,15 @@ async def test_soak() -> None:
     # Server-side truth: every deployment scaled to zero, serving its last snapshot, and every
     # snapshot started exactly once (no double effects).
     events = plane.events
-    loads = Counter(e.detail for e in events if e.kind == "hotload_started")
-    double = sum(1 for n in loads.values() if n > 1)
+    double = len(double_effects(plane))
     scaled = 0
     done = {e.detail for e in events if e.kind == "hotload_done"}
     last_loaded = sum(f"soak-{i:04d}-step{HOTLOADS - 1}" in done for i in range(DEPLOYMENTS))
     for i in range(DEPLOYMENTS):
-        view = plane.state.get("local", f"soak-{i:04d}")
+        try:
+            view = plane.state.get("local", f"soak-{i:04d}")
+        except StateError:  # never created: its pipeline reported a typed error
+            continue
         scaled += view.spec.min_replica_count == view.spec.max_replica_count == 0
     injected = sum(faults.injected.values())
     errors = sum(typed.values())
@@ -175,7 +238,7 @@ async def test_soak() -> None:
         "typed_errors_by_class": dict(typed),
         "lost": outcome["lost"],
         "stuck": outcome["stuck"],
-        "double_hotloads": double,
+        "double_effects": double,
         "scaled_to_zero": scaled,
         "hotloads_done_server_side": len(done),
         "last_snapshot_loaded": last_loaded,
@@ -188,10 +251,11 @@ async def test_soak() -> None:
         f"soak: {summary['operations_completed']} operations over {faults.requests} requests in "
         f"{elapsed:.0f}s; faults injected {injected} {dict(faults.injected)}, absorbed "
         f"{injected - errors}, typed errors {errors}, lost {outcome['lost']}, stuck "
-        f"{outcome['stuck']}, double hot-loads {double}, leaks "
+        f"{outcome['stuck']}, double effects {double}, leaks "
         f"{len(leaked_threads) + leaked_sockets}"
     )
     print(line)
+    print("typed errors:", dict(typed), typed_samples[:5])
     if "FIREWORKS_SOAK_DEPLOYMENTS" not in os.environ:  # only the full soak is reported
         write_report(summary, line)
     assert not untyped, untyped[:3]
@@ -216,8 +280,11 @@ def write_report(summary: dict[str, Any], line: str) -> None:
         "hot-loads (a base, then deltas chained on the served snapshot) -> scale_to_zero, "
         f"{CONCURRENCY} at a time, against the local control plane over loopback, with "
         f"{FAULT_RATE:.0%} of requests hit by a random fault (429 or 503 with Retry-After "
-        "0.05 s, 20-200 ms latency, or a dropped connection). Leaks (threads, sockets, "
-        "asyncio tasks) are counted once the server and manager are closed, and checked again by "
-        "the leak-check fixture.\n\n"
+        "0.05 s, 20-200 ms latency, a dropped connection, an answer lost or turned into a 503 "
+        "after the request took effect, a gzip bomb after it took effect, deeply nested JSON "
+        "in the server's place, or a hot-load status answered with the previous, stale one). "
+        "Double effects are creates or hot-loads the server applied twice. Leaks (threads, "
+        "sockets, asyncio tasks) are counted once the server and manager are closed, and "
+        "checked again by the leak-check fixture.\n\n"
         f"`{line}`\n\n| figure | value |\n|---|---|\n{rows}\n"
     )
