@@ -427,18 +427,22 @@ class SyncOfficialCompat:
 
     @property
     def api_key(self: _FacadeLike) -> str:
+        """The API key in use (never shown in a repr, log or error message)."""
         return self._async.api_key
 
     @property
     def additional_headers(self: _FacadeLike) -> dict[str, str] | None:
+        """A copy of the extra headers sent with every request (None if there are none)."""
         return self._async.additional_headers
 
     @property
     def boot_time_s(self: _FacadeLike) -> float | None:
+        """Seconds the most recent successful `wait_for_ready` took (None before the first)."""
         return self._async.boot_time_s
 
     @property
     def last_hotload_error_message(self: _FacadeLike) -> str | None:
+        """The message of the error the last hot-load wait raised; None if it succeeded."""
         return self._async.last_hotload_error_message
 
     def hotload_check_status(

@@ -109,6 +109,11 @@ class RetryPolicy:
     def delay(
         self, attempt: int, retry_after_s: float | None = None, rng: random.Random | None = None
     ) -> float:
+        """Seconds to wait before retry `attempt` (0 for the first retry).
+
+        Drawn with `rng` (default: the `random` module) when `jitter` is on; a non-negative
+        `retry_after_s` from the server is a floor, capped at `max_retry_after_s`.
+        """
         ceiling = min(self.max_s, self.initial_s * (2 ** min(attempt, 32)))
         base = (rng or random).uniform(0.0, ceiling) if self.jitter else ceiling
         if retry_after_s is not None and retry_after_s >= 0:

@@ -46,6 +46,7 @@ class Outcome(Generic[T]):
 
     @property
     def ok(self) -> bool:
+        """True if this deployment's operation succeeded (`error` is None)."""
         return self.error is None
 
 
@@ -58,14 +59,17 @@ class FleetResult(Generic[T]):
 
     @property
     def ok(self) -> bool:
+        """True if every deployment's operation succeeded."""
         return all(o.ok for o in self.outcomes)
 
     @property
     def succeeded(self) -> dict[str, T]:
+        """The value of each deployment that succeeded, by deployment id."""
         return {o.deployment_id: o.value for o in self.outcomes if o.ok and o.value is not None}
 
     @property
     def failed(self) -> dict[str, Exception]:
+        """The error of each deployment that failed, by deployment id, in the given order."""
         return {o.deployment_id: o.error for o in self.outcomes if o.error is not None}
 
     def __getitem__(self, deployment_id: str) -> Outcome[T]:
@@ -280,7 +284,12 @@ class FleetOperations:
         *,
         return_exceptions: bool = False,
     ) -> FleetResult[HotloadStatus]:
-        """Hot-load one snapshot into many deployments at once, under one deadline."""
+        """Hot-load one snapshot into many deployments at once, under one deadline.
+
+        Each deployment runs `hotload_and_wait` in one task group; `timeout_seconds` bounds them
+        all. Every deployment's outcome is reported; without `return_exceptions` a `FleetError`
+        (carrying the result) is raised if any failed.
+        """
         ids = check_ids(deployment_ids)
         # Every id is checked (it goes into a header); the snapshot is the same for all.
         requests = [

@@ -168,10 +168,12 @@ class SyncDeploymentLease:
 
     @property
     def deployment_ids(self) -> tuple[str, ...]:
+        """The deployments this lease created, in creation order."""
         return self._lease.deployment_ids
 
     @property
     def failures(self) -> dict[str, Exception]:
+        """What the last cleanup could not do, by deployment id (empty if all went well)."""
         return self._lease.failures
 
     def __enter__(self) -> SyncDeploymentLease:
@@ -189,6 +191,7 @@ class SyncDeploymentLease:
     def create_or_get(
         self, config: DeploymentConfig, force_recreate: bool = False, *, timeout_s: float = 300.0
     ) -> DeploymentInfo:
+        """`manager.create_or_get`, remembering the deployment only if this call created it."""
         result: DeploymentInfo = self._call(
             self._lease.create_or_get, config, force_recreate, timeout_s=timeout_s
         )

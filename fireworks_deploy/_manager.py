@@ -132,18 +132,22 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
 
     @property
     def closed(self) -> bool:
+        """True once the manager is closed; every later call raises `ManagerClosedError`."""
         return self._http.closed
 
     @property
     def base_url(self) -> str:
+        """The control plane's URL (`/v1/...` requests), as given or `https://api.fireworks.ai`."""
         return str(self._base_url)
 
     @property
     def inference_url(self) -> str:
+        """Where completions (the readiness probe, `warmup`) go; `base_url` unless given."""
         return str(self._inference_url)
 
     @property
     def hotload_api_url(self) -> str:
+        """Where hot-load requests and status reads go; `base_url` unless given."""
         return str(self._hotload_url)
 
     @property
@@ -181,7 +185,9 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
 
         A deployment in a bad state (FAILED, DELETING, DELETED), or any with `force_recreate`, is
         deleted, confirmed gone, and created anew. A create that conflicts (409) or whose answer
-        was lost re-reads the deployment instead of creating twice.
+        was lost re-reads the deployment instead of creating twice. `timeout_s` bounds the whole
+        call, the wait for an old deployment to go included. It does not wait for readiness:
+        follow with `wait_for_ready`.
         """
         config = check_config(config)
         deadline = Deadline(check_positive("timeout_s", timeout_s))
@@ -196,6 +202,7 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
         `DeploymentNotFoundError` if it disappears), `ReadyTimeoutError` at the deadline. The
         returned info always has `is_ready` true; its `state` is what the control plane said,
         which can still be CREATING when the probe found it serving (then `serving` is true).
+        The first poll is at once, then polls back off from 0.1 s to `poll_interval_s`.
         """
         validate_deployment_id(deployment_id)
         deadline = Deadline(check_positive("timeout_s", timeout_s))
@@ -258,6 +265,13 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
     ) -> Mapping[str, Any]:
         """Ask every replica to load `snapshot_identity` (a delta if metadata is given).
 
+        Does not wait for the load: see `wait_for_hotload`, or `hotload_and_wait` for both.
+        `incremental_snapshot_metadata` (an `IncrementalSnapshotMetadata` or the official
+        client's dict) makes it a delta on `previous_snapshot_identity`, which must be what the
+        deployment serves. `path` and `cmek_resource` are sent as the gateway's
+        `x-fireworks-hot-load-source-url` and `x-fireworks-hot-load-cmek-resource` headers;
+        `timeout` (seconds) bounds the call, retries included.
+
         Returns the gateway's JSON (an empty mapping if it sent none). A POST whose answer was
         lost is not re-sent blindly: the status is read first, and the load counts as accepted
         if a replica already targets or serves the identity.
@@ -316,7 +330,13 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
         cmek_resource: str | None = None,
         poll_interval_s: float = 5,
     ) -> HotloadStatus:
-        """`hotload` then `wait_for_hotload`, under one deadline. Returns the final status."""
+        """`hotload` then `wait_for_hotload`, under one deadline. Returns the final status.
+
+        `timeout_seconds` bounds both halves together. Raises `HotloadFailedError` if a replica
+        reports an error for this snapshot, `HotloadTimeoutError` (a `TimeoutError`) at the
+        deadline; either way `last_hotload_error_message` keeps the message. Success means
+        every replica serves `snapshot_identity`.
+        """
         target, snapshot = hotload_request(
             deployment_id,
             base_model,
@@ -343,7 +363,10 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
     ) -> WarmupResult:
         """Send completions until one answers 200; raise `WarmupError` if none does.
 
-        Each attempt is one request; auth failures raise at once.
+        Each attempt is one request, at most `max_retries` of them, `retry_interval_s` apart (or
+        a server's longer Retry-After); `timeout_s` (default: none) bounds the whole call. Auth
+        failures (401, 403) raise at once. `model` is a deployment's `inference_model`
+        (`accounts/{account}/deployments/{id}`).
         """
         if not isinstance(model, str) or not model.strip():
             raise InvalidConfigError(f"model must be a non-empty string, got {model!r}.")

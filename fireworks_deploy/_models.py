@@ -334,6 +334,8 @@ class LoadingState:
 
 @attrs.frozen(kw_only=True)
 class LoadedAdapter:
+    """An adapter a replica reports; it serves `identity` when `status` is "loaded"."""
+
     identity: str | None = None
     status: str | None = None
 
@@ -386,10 +388,12 @@ class HotloadStatus:
         )
 
     def failed_replicas(self, identity: str) -> tuple[ReplicaStatus, ...]:
+        """The replicas that report stage "error" for `identity`."""
         return tuple(r for r in self.replicas if r.failed(identity))
 
     @property
     def current_snapshot_identities(self) -> frozenset[str | None]:
+        """The snapshots the replicas serve now (None for a replica that serves none yet)."""
         return frozenset(r.current_snapshot_identity for r in self.replicas)
 
     def summary(self) -> str:

@@ -8,12 +8,13 @@ called from the portal's own thread), Ctrl-C, and closing managers left open at 
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
-from types import TracebackType
+from types import FunctionType, TracebackType
 from typing import Any, TypeVar
 
 import httpx
@@ -322,3 +323,24 @@ class DeploymentManager(SyncOfficialCompat):
             poll_interval_s,
             return_exceptions=return_exceptions,
         )
+
+
+def _docstrings_from_twins(facade: type, core: type) -> None:
+    """Give each public method and property of `facade` that has no docstring its async twin's.
+
+    Only `__doc__` is copied, so `help()` and the API reference read the same text on both
+    managers; `functools.wraps` would also copy the signature that the parity test compares.
+    """
+    for name in dir(facade):
+        member = inspect.getattr_static(facade, name)
+        twin = inspect.getattr_static(core, name, None)
+        if (
+            not name.startswith("_")
+            and isinstance(member, (FunctionType, property))
+            and not member.__doc__
+            and twin is not None
+        ):
+            member.__doc__ = twin.__doc__
+
+
+_docstrings_from_twins(DeploymentManager, AsyncDeploymentManager)
