@@ -1,4 +1,4 @@
-"""Dev sessions: `nox` runs the tests; `nox -s lint typing examples bench compat` the rest."""
+"""Dev sessions: `nox` runs the tests; `nox -s lint typing examples bench compat docs` the rest."""
 
 from __future__ import annotations
 
@@ -62,6 +62,14 @@ def compat(session: nox.Session) -> None:
     # The training-sdk extra brings what the official WeightSyncer imports (numpy, ...).
     session.install("-e", ".[test]", "fireworks-ai[training-sdk]==1.2.30")
     session.run("pytest", "-m", "compat", "tests/compat", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site (`mkdocs build --strict`: every warning is an error)."""
+    session.install("-e", ".[docs]")
+    # Material's end-of-life banner is printed on every build; it is news, not a warning.
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(python=False)

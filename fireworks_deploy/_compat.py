@@ -39,6 +39,7 @@ from ._failures import (
 )
 from ._hotload import HotloadTarget
 from ._models import DeploymentInfo, check_hotload_target, validate_deployment_id
+from ._observe import observed
 from ._polling import Observation, PollSchedule, describe_last
 from ._urls import build_url, check_additional_headers
 
@@ -131,6 +132,7 @@ class AsyncOfficialCompat:
         """The official client's name for `aclose()`."""
         await self.aclose()
 
+    @observed("hotload_check_status")
     async def hotload_check_status(
         self: _CoreLike, deployment_id: str, base_model: str, timeout: float = 30
     ) -> dict[str, Any]:
@@ -143,6 +145,7 @@ class AsyncOfficialCompat:
         status = await self._hotloads.status(HotloadTarget(deployment_id, base_model), deadline)
         return dict(status.raw)
 
+    @observed("reattach_trainer")
     async def reattach_trainer(
         self: _CoreLike,
         deployment: DeploymentInfo | str,

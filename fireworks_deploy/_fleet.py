@@ -22,6 +22,7 @@ from ._models import (
     MetadataLike,
     validate_deployment_id,
 )
+from ._observe import observed
 from ._polling import PollSchedule
 
 __all__ = [
@@ -247,6 +248,7 @@ class _Services(Protocol):
 class FleetOperations:
     """`AsyncDeploymentManager`'s fleet methods: validate, build the deadline, run the fleet."""
 
+    @observed("wait_for_ready_many")
     async def wait_for_ready_many(
         self: _Services,
         deployment_ids: Sequence[str],
@@ -272,6 +274,7 @@ class FleetOperations:
             return_exceptions=return_exceptions,
         )
 
+    @observed("hotload_and_wait_many")
     async def hotload_and_wait_many(
         self: _Services,
         deployment_ids: Sequence[str],

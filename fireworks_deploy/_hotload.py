@@ -32,6 +32,7 @@ from ._errors import (
 from ._failures import PollErrors, error_retry_after
 from ._http import HTTPClient
 from ._models import HotloadStatus, IncrementalSnapshotMetadata, MetadataLike, check_hotload_args
+from ._observe import counting_requests
 from ._polling import HotloadTiming, Observation, PollHub, PollSchedule, describe_last
 from ._resend import back_off, never_sent, read_back, worth_resending
 from ._urls import build_url
@@ -380,19 +381,33 @@ class Hotloads:
         self, target: HotloadTarget, snapshot: Snapshot, deadline: Deadline, poll_interval_s: float
     ) -> HotloadStatus:
         """POST, then wait; if the load vanishes from every replica (a restarted gateway lost
-        it), POST it again, a bounded number of times."""
+        it), POST it again, a bounded number of times.
+
+        The status returned carries `load_s` (from the first POST until every replica was seen
+        serving the snapshot) and `status_requests` (what this call's waits sent).
+        """
+        await self._account.resolve(deadline)  # before the clock starts (usually known already)
+        posted_at = time.monotonic()
+        status_requests = 0
         for resends_left in range(MAX_LOST_RESENDS, -1, -1):
             await self.send(target, snapshot, deadline)
             try:
-                return await self.wait(
-                    target,
-                    snapshot.identity,
-                    deadline,
-                    poll_interval_s,
-                    sent=snapshot,
-                    detect_lost=resends_left > 0,
+                with counting_requests() as polls:
+                    status = await self.wait(
+                        target,
+                        snapshot.identity,
+                        deadline,
+                        poll_interval_s,
+                        sent=snapshot,
+                        detect_lost=resends_left > 0,
+                    )
+                return attrs.evolve(
+                    status,
+                    load_s=time.monotonic() - posted_at,
+                    status_requests=status_requests + polls.count,
                 )
             except _LoadLostError as lost:
+                status_requests += polls.count
                 logger.warning(
                     "Hot-load of %s on %s is no longer in progress on any replica (%s); "
                     "sending it again",

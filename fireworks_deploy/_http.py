@@ -54,6 +54,7 @@ from ._errors import (
 )
 from ._failures import NOT_PROCESSED_STATUSES, RETRYABLE_STATUSES, parse_retry_after
 from ._loops import LoopBinding
+from ._observe import count_request
 from ._secrets import InsecureTransportCheck, redact_in_logs
 
 __all__ = ["HTTPClient", "Response", "server_message", "status_error"]
@@ -276,6 +277,7 @@ class HTTPClient:
             timeout=httpx.Timeout(budget, connect=min(budget, self.timeouts.connect_s)),
         )
         logger.debug("sending %s", shown)
+        count_request()  # for the operation this request belongs to (`_observe`)
         try:
             # Waiting for a slot in the concurrency gate counts against the attempt's budget.
             with anyio.fail_after(budget):

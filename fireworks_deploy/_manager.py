@@ -43,6 +43,7 @@ from ._models import (
     check_hotload_target,
     validate_deployment_id,
 )
+from ._observe import observed
 from ._polling import PollHub
 from ._urls import check_additional_headers, parse_base_url
 
@@ -163,21 +164,25 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
     def _deadline(self) -> Deadline:
         return self._deployments.operation_deadline()
 
+    @observed("resolve_account_id")
     async def resolve_account_id(self) -> str:
         """The account id; resolved once with `GET /v1/accounts?pageSize=2` if not given."""
         return await self._account.resolve(self._deadline())
 
     # -- deployments -----------------------------------------------------------------------
 
+    @observed("get")
     async def get(self, deployment_id: str) -> DeploymentInfo | None:
         """The deployment, or None if it does not exist (404)."""
         validate_deployment_id(deployment_id)
         return await self._deployments.get(deployment_id, self._deadline())
 
+    @observed("list_deployments")
     async def list_deployments(self) -> list[DeploymentInfo]:
         """Every deployment of the account, all pages read."""
         return await self._deployments.list(self._deadline())
 
+    @observed("create_or_get")
     async def create_or_get(
         self, config: DeploymentConfig, force_recreate: bool = False, *, timeout_s: float = 300.0
     ) -> DeploymentInfo:
@@ -193,6 +198,7 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
         deadline = Deadline(check_positive("timeout_s", timeout_s))
         return await self._deployments.create_or_get(config, force_recreate, deadline)
 
+    @observed("wait_for_ready")
     async def wait_for_ready(
         self, deployment_id: str, timeout_s: float = 600, poll_interval_s: float = 15
     ) -> DeploymentInfo:
@@ -210,6 +216,7 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
         with self._recording_boot_time():
             return await self._deployments.wait_for_ready(deployment_id, deadline, interval)
 
+    @observed("update")
     async def update(
         self,
         deployment_id: str,
@@ -221,11 +228,13 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
         wire_body, mask = _wire.update_body_and_mask(body, update_mask)
         return await self._deployments.update(deployment_id, wire_body, mask, self._deadline())
 
+    @observed("scale_to_zero")
     async def scale_to_zero(self, deployment_id: str) -> DeploymentInfo | None:
         """Release every replica (min = max = 0). Raises on failure; the deployment stays."""
         validate_deployment_id(deployment_id)
         return await self._deployments.scale_to_zero(deployment_id, self._deadline())
 
+    @observed("delete")
     async def delete(
         self,
         deployment_id: str,
@@ -241,6 +250,7 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
         if wait:
             await self._deployments.wait_for_deletion(deployment_id, deadline, 2.0)
 
+    @observed("wait_for_deletion")
     async def wait_for_deletion(
         self, deployment_id: str, timeout_s: float = 60.0, poll_interval_s: float = 2.0
     ) -> None:
@@ -252,6 +262,7 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
 
     # -- hot-load --------------------------------------------------------------------------
 
+    @observed("hotload")
     async def hotload(
         self,
         deployment_id: str,
@@ -288,12 +299,14 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
         deadline = Deadline(check_positive("timeout", timeout))
         return await self._hotloads.send(target, snapshot, deadline)
 
+    @observed("hotload_status")
     async def hotload_status(self, deployment_id: str, base_model: str) -> HotloadStatus:
         """Every replica's hot-load state."""
         check_hotload_target(deployment_id, base_model)
         target = HotloadTarget(deployment_id, base_model)
         return await self._hotloads.status(target, self._deadline())
 
+    @observed("wait_for_hotload")
     async def wait_for_hotload(
         self,
         deployment_id: str,
@@ -318,6 +331,7 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
         with self._recording_hotload_error():
             return await self._hotloads.wait(target, expected_identity, deadline, interval)
 
+    @observed("hotload_and_wait")
     async def hotload_and_wait(
         self,
         deployment_id: str,
@@ -353,6 +367,7 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
 
     # -- inference -------------------------------------------------------------------------
 
+    @observed("warmup")
     async def warmup(
         self,
         model: str,

@@ -369,10 +369,21 @@ class ReplicaStatus:
 
 @attrs.frozen(kw_only=True)
 class HotloadStatus:
-    """Every replica's hot-load state. Always truthy, so it is never confused with a bool."""
+    """Every replica's hot-load state. Always truthy, so it is never confused with a bool.
+
+    A status returned by `hotload_and_wait` (and by each deployment of
+    `hotload_and_wait_many`) also says what the load cost, for an RL loop to log per step:
+    `load_s`, the seconds from our hot-load POST until a status read showed every replica
+    serving the snapshot (a load re-sent after a gateway lost it counts from the first POST),
+    and `status_requests`, the requests that call's wait sent to read the status (0 when a
+    concurrent waiter on the same deployment did the polling). Both are None on any other
+    status, and neither takes part in comparisons.
+    """
 
     deployment_id: str
     replicas: tuple[ReplicaStatus, ...] = ()
+    load_s: float | None = attrs.field(default=None, eq=False)
+    status_requests: int | None = attrs.field(default=None, eq=False)
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
     def serves(self, identity: str) -> bool:
