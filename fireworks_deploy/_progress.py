@@ -2,8 +2,10 @@
 
 `Progress` renders with rich `Live` when its stream is a terminal and rich is installed (the
 optional `cli` extra), and degrades to plain, timestamped log lines otherwise: one line per
-change, never a redraw. The watchers poll for display only, at a bounded rate (one status read
-per deployment per refresh), and never decide anything: the SDK's own waits do that.
+change, never a redraw, and a heartbeat line when nothing changed for `HEARTBEAT_S` (a log
+piped to a file must show the command is alive during a five-minute boot). The watchers poll
+for display only, at a bounded rate (one status read per deployment per refresh), and never
+decide anything: the SDK's own waits do that.
 """
 
 from __future__ import annotations
@@ -22,15 +24,31 @@ from ._models import DeploymentInfo, HotloadStatus
 if TYPE_CHECKING:
     from ._manager import AsyncDeploymentManager
 
-__all__ = ["Progress", "displaying", "watch_deployments", "watch_hotloads"]
+__all__ = [
+    "HEARTBEAT_S",
+    "Progress",
+    "displaying",
+    "heartbeat",
+    "plural",
+    "watch_deployments",
+    "watch_hotloads",
+]
 
 T = TypeVar("T")
 
 #: Display polls: at most one read per deployment per interval (the SDK's waits poll separately).
 DEPLOYMENT_REFRESH_S = 1.0
 HOTLOAD_REFRESH_S = 0.5
+#: In plain mode, the longest silence during a wait: a line repeats the current view after it.
+HEARTBEAT_S = 8.0
 #: Up to this many deployments, a plain progress line names each; beyond, it counts states.
 _INLINE_ROWS = 4
+
+
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """`1 deployment`, `2 deployments`; `plural_noun` for the others (`2 replicas` is regular,
+    `plural(2, "retry", "retries")` is not)."""
+    return f"{count} {noun if count == 1 else (plural_noun or noun + 's')}"
 
 
 def _rich_available() -> bool:
@@ -87,6 +105,8 @@ class Progress:
         self._started = clock()
         self._rows: dict[str, _Row] = {}
         self._last_line = ""
+        self._last_write = self._started
+        self._open = False
         self._console: Any = None
         self._live: Any = None
 
@@ -95,7 +115,18 @@ class Progress:
         """Whether rows are drawn as a rich live table (else printed as plain lines)."""
         return self._enabled and self._live_wanted
 
+    @property
+    def enabled(self) -> bool:
+        """False under `--quiet`: every method is a no-op."""
+        return self._enabled
+
+    @property
+    def open(self) -> bool:
+        """Between `__enter__` and `close()`: lines about the operation belong here."""
+        return self._open
+
     def __enter__(self) -> Progress:
+        self._open = True
         if self.live:
             from rich.console import Console  # noqa: PLC0415 - optional dependency
             from rich.live import Live  # noqa: PLC0415
@@ -121,6 +152,7 @@ class Progress:
 
     def close(self) -> None:
         """Stop the live view, leaving its last frame on screen."""
+        self._open = False
         if self._live is not None:
             live, self._live = self._live, None
             live.stop()
@@ -171,6 +203,7 @@ class Progress:
         self._stream.flush()
 
     def _write(self, message: str) -> None:
+        self._last_write = self._clock()
         self._stream.write(f"[{self.elapsed():6.2f}s] {message}\n")
         self._stream.flush()
 
@@ -206,30 +239,60 @@ class Progress:
             row.since = self._clock()
         row.state = row.short
 
+    def _view(self, now: float | None = None) -> str:
+        """The plain line for the current rows; with `now`, how long each has been so."""
+
+        def since(row: _Row) -> str:
+            return "" if now is None else f" for {now - row.since:.0f}s"
+
+        if len(self._rows) <= _INLINE_ROWS:
+            return " · ".join(f"{i}: {r.line}{since(r)}" for i, r in self._rows.items())
+        counts: dict[str, int] = {}
+        for row in self._rows.values():
+            counts[row.short] = counts.get(row.short, 0) + 1
+        return ", ".join(f"{n} {short}" for short, n in counts.items())
+
     def refresh(self) -> None:
         """End of one display poll: in plain mode, print one line if anything changed."""
         if not self._enabled or self._live is not None or not self._rows:
             return
-        if len(self._rows) <= _INLINE_ROWS:
-            line = " · ".join(f"{i}: {r.line}" for i, r in self._rows.items())
-        else:
-            counts: dict[str, int] = {}
-            for row in self._rows.values():
-                counts[row.short] = counts.get(row.short, 0) + 1
-            line = ", ".join(f"{n} {short}" for short, n in counts.items())
+        line = self._view()
         if line != self._last_line:
             self._last_line = line
             self._write(line)
 
-    def finish(self, deployment_id: str, text: str, *, ok: bool) -> None:
-        """The deployment's operation ended; `text` says how (plain mode prints failures)."""
+    def beat(self) -> None:
+        """In plain mode, after `HEARTBEAT_S` without a line, repeat the current view.
+
+        A plain log (a pipe, a CI log) otherwise goes silent while nothing changes, which for a
+        five-minute boot looks like a hang. The live view redraws its own `for` column.
+        """
+        if not self._enabled or self._live is not None or not self._open:
+            return
+        now = self._clock()
+        if now - self._last_write < HEARTBEAT_S:
+            return
+        pending = [r for r in self._rows.values() if r.status == "pending"]
+        if self._rows and not pending:
+            return  # everything finished: the command is printing its result
+        if self._rows:
+            line = f"{self._view(now)} (still waiting)"
+        else:
+            line = f"{self._title or 'working'}: still waiting"
+        self._write(line)
+
+    def finish(self, deployment_id: str, text: str, *, ok: bool, label: str = "FAILED") -> None:
+        """The deployment's operation ended; `text` says how (plain mode prints failures as
+        `ID: LABEL: text`, e.g. `d1: TIMED OUT: after 600s, last seen CREATING`)."""
         if not self._enabled:
             return
         row = self._row(deployment_id)
         row.status = "ok" if ok else "failed"
-        row.detail = text
+        row.detail = text if ok or not label else f"{label.lower()}: {text}"
         if not ok and self._live is None:
-            self._write(f"{deployment_id}: FAILED: {text}")
+            self._write(
+                f"{deployment_id}: {label}: {text}" if label else f"{deployment_id}: {text}"
+            )
 
     def _render(self) -> Any:
         from rich.table import Table  # noqa: PLC0415 - optional dependency
@@ -363,6 +426,13 @@ async def watch_hotloads(
                 tg.start_soon(one, deployment_id, base_model)
         progress.refresh()
         await anyio.sleep(interval_s)
+
+
+async def heartbeat(progress: Progress) -> None:
+    """A display watcher: give `progress` its chance to print a heartbeat, until cancelled."""
+    while True:
+        await anyio.sleep(min(1.0, HEARTBEAT_S / 2))
+        progress.beat()
 
 
 async def displaying(

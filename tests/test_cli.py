@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -15,6 +17,9 @@ import pytest
 
 from fireworks_deploy import _cli
 from fireworks_deploy._cli import main
+from fireworks_deploy._cli._notices import describe
+from fireworks_deploy._errors import APIConnectionError
+from fireworks_deploy._progress import HEARTBEAT_S, Progress, plural
 from fireworks_deploy.local import Fault, LocalControlPlane, LocalServer
 
 SECRET = "fw-cli-SECRET-key-93b1"
@@ -118,8 +123,10 @@ def test_top_level_help_lists_commands_and_exit_codes(cli: Any) -> None:
     assert result.code == 0
     for command in [*COMMANDS, "local"]:
         assert command in result.out
-    for code in ("3", "4", "5", "6"):
+    for code in ("1", "2", "3", "4", "5", "6", "130"):
         assert f"  {code} " in result.out
+    assert "a bug" in result.out  # 1
+    assert "interrupted (Ctrl-C)" in result.out  # 130
 
 
 def test_version(cli: Any) -> None:
@@ -279,7 +286,8 @@ def test_wait_one(cli: Any, plane: LocalControlPlane) -> None:
     _create(plane, "cli-wait")
     result = cli("wait", "cli-wait", "--poll-interval", "0.05")
     assert result.code == 0
-    assert result.out == "cli-wait is READY and serving.\n"
+    # READY, or CREATING with the completions probe answering 200 (as in test_wait_many_json).
+    assert result.out in ("cli-wait is READY and serving.\n", "cli-wait is CREATING and serving.\n")
     assert "cli-wait" in result.err  # plain progress lines (stderr is not a terminal)
 
 
@@ -510,6 +518,7 @@ def test_scale_to_zero(cli: Any, plane: LocalControlPlane) -> None:
 
 
 def test_scale_to_zero_missing_exits_3(cli: Any) -> None:
+    """Scaling a deployment that does not exist exits 3."""
     result = cli("scale-to-zero", "cli-scale-nope")
     assert result.code == 3
 
@@ -524,7 +533,7 @@ def test_delete(cli: Any, plane: LocalControlPlane) -> None:
     assert cli("delete", "cli-delete").code == 3
     missing_ok = cli("delete", "cli-delete", "--missing-ok", "--json")
     assert missing_ok.code == 0
-    assert missing_ok.json()["deleted"] is True
+    assert missing_ok.json() == {"deployment_id": "cli-delete", "deleted": False, "existed": False}
 
 
 # -- connection, auth, secrets ------------------------------------------------------------------
@@ -535,8 +544,9 @@ def test_connection_refused_exits_6(cli: Any) -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     result = cli("get", "x", "--base-url", url, "--timeout", "0.5")
     assert result.code == 6
-    assert result.err.startswith("error: GET http://127.0.0.1")
-    assert "got no answer" in result.err
+    last = result.err.splitlines()[-1]  # retry notices may come first
+    assert last.startswith("error: GET http://127.0.0.1")
+    assert "got no answer" in last
 
 
 def test_wrong_api_key_exits_4_without_printing_it(
@@ -629,3 +639,327 @@ def test_local_serve_subprocess() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+# -- fail fast, speak clearly (issue 12) ----------------------------------------------------------
+
+
+def test_missing_api_key_names_the_flag(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The missing-key error names --api-key and FIREWORKS_API_KEY, not the SDK's api_key=."""
+    monkeypatch.delenv("FIREWORKS_API_KEY")
+    result = cli("list")
+    assert result.code == 2
+    assert "--api-key" in result.err
+    assert "api_key=" not in result.err
+    empty = cli("list", "--api-key", " ")
+    assert empty.code == 2
+    assert "--api-key is empty" in empty.err
+
+
+def test_wait_missing_names_the_create_command(cli: Any) -> None:
+    """Waiting for a deployment that does not exist says how to create it, with the CLI."""
+    result = cli("wait", "cli-wait-nothing", "--poll-interval", "0.05")
+    assert result.code == 3
+    last = result.err.splitlines()[-1]
+    assert "`fireworks-deploy create cli-wait-nothing --base-model MODEL`" in last
+    assert "create_or_get" not in result.err
+    assert "cli-wait-nothing: NOT FOUND" in result.err
+
+
+def test_wait_many_missing_is_not_found(cli: Any, plane: LocalControlPlane) -> None:
+    """In a fleet wait, a missing deployment reads NOT FOUND next to the others; exit 3."""
+    result = cli("wait", "cli-wm-x", "cli-wm-y", "--poll-interval", "0.05", "--json")
+    assert result.code == 3
+    outcomes = result.json()["outcomes"]
+    assert {o["error"]["type"] for o in outcomes} == {"DeploymentNotFoundError"}
+    assert all("fireworks-deploy create" in o["error"]["message"] for o in outcomes)
+
+
+def test_delete_missing_ok_says_it_did_not_exist(cli: Any) -> None:
+    """`delete --missing-ok` of a deployment that never existed says so; exit 0."""
+    result = cli("delete", "cli-never", "--missing-ok")
+    assert result.code == 0
+    assert result.out == "cli-never does not exist; nothing to delete.\n"
+
+
+def test_delete_reports_that_it_existed(cli: Any, plane: LocalControlPlane) -> None:
+    """Deleting an existing deployment says `existed`/`deleted` true."""
+    _create(plane, "cli-delete-json")
+    doc = cli("delete", "cli-delete-json", "--missing-ok", "--json").json()
+    assert doc == {
+        "deployment_id": "cli-delete-json",
+        "deleted": True,
+        "existed": True,
+        "confirmed": False,
+    }
+
+
+def test_warmup_missing_exits_3_at_once(cli: Any) -> None:
+    """`warmup` of a missing deployment exits 3 like every other command, before any retry."""
+    result = cli("warmup", "cli-warm-nope", "--max-retries", "30", "--retry-interval", "10")
+    assert result.code == 3
+    assert result.err == (
+        "error: Deployment 'cli-warm-nope' does not exist in account 'local'; "
+        "see `fireworks-deploy list`.\n"
+    )
+
+
+def test_warmup_accepts_the_model_name(cli: Any) -> None:
+    """DEPLOYMENT_ID may be the deployment's model name; attempts read in correct plurals."""
+    _ready(cli, "cli-warm-model")
+    result = cli("warmup", "accounts/local/deployments/cli-warm-model")
+    assert result.code == 0
+    assert "answered 200 after 1 attempt in" in result.out
+
+
+def test_timeout_progress_says_it_timed_out(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wait that times out says so in its progress line, with what it last saw."""
+    slow = LocalControlPlane(boot_seconds=3600)
+    slow.create_deployment("cli-slow2", MODEL)
+    with LocalServer(slow) as running:
+        base = ["--base-url", running.base_url, "--api-key", SECRET]
+        code = main(["wait", "cli-slow2", *base, "--timeout", "0.3", "--poll-interval", "0.05"])
+        text = capsys.readouterr()
+        json_code = main(["wait", "cli-slow2", *base, "--timeout", "0.3", "--json"])
+        doc = json.loads(capsys.readouterr().out)
+    assert code == json_code == 5
+    assert "cli-slow2: TIMED OUT: after 0.3s, last seen CREATING" in text.err
+    assert "ReadyTimeoutError" not in text.err
+    assert doc["error"]["type"] == "ReadyTimeoutError"
+    assert doc["error"]["exit_code"] == 5
+    assert doc["error"]["timeout_s"] == 0.3
+    assert doc["error"]["last_status"]["state"] == "CREATING"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "kind"),
+    [
+        (["get", "cli-json-nope"], 3, "DeploymentNotFoundError"),
+        (["scale-to-zero", "cli-json-nope"], 3, "DeploymentNotFoundError"),
+        (["warmup", "cli-json-nope"], 3, "DeploymentNotFoundError"),
+        (["frobnicate"], 2, "UsageError"),
+        (["wait", "x", "--timeout", "-1"], 2, "UsageError"),
+        (["create", "bad", "--base-model", MODEL, "--min-replicas", "3"], 2, "InvalidConfigError"),
+    ],
+)
+def test_json_errors_are_one_document(argv: list[str], code: int, kind: str, cli: Any) -> None:
+    """With --json every failure is one `{"error": {...}}` document on stdout, same exit code."""
+    result = cli(*argv, "--json")
+    assert result.code == code
+    doc = result.json()
+    assert list(doc) == ["error"]
+    assert doc["error"]["type"] == kind
+    assert doc["error"]["exit_code"] == code
+    assert doc["error"]["message"]
+    assert "error:" in result.err  # the human line stays on stderr
+
+
+def test_json_error_for_a_missing_key(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key under --json: an InvalidConfigError document naming --api-key; exit 2."""
+    monkeypatch.delenv("FIREWORKS_API_KEY")
+    doc = cli("list", "--json").json()
+    assert doc["error"]["type"] == "InvalidConfigError"
+    assert "--api-key" in doc["error"]["message"]
+
+
+def test_json_error_for_a_failed_deployment(cli: Any, plane: LocalControlPlane) -> None:
+    """A FAILED deployment's error document carries its state."""
+    plane.fail_boot("cli-json-fail")
+    _create(plane, "cli-json-fail")
+    result = cli("wait", "cli-json-fail", "--poll-interval", "0.05", "--json")
+    assert result.code == 4
+    error = result.json()["error"]
+    assert error["type"] == "DeploymentFailedError"
+    assert error["deployment_id"] == "cli-json-fail"
+    assert error["state"] == "FAILED"
+
+
+def test_json_error_for_an_http_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rejected key is a 401 document with its status code; the key is not in it."""
+    locked = LocalControlPlane(api_key="the-right-key-5521")
+    with LocalServer(locked) as running:
+        code = main(["list", "--base-url", running.base_url, "--api-key", SECRET, "--json"])
+    out = capsys.readouterr().out
+    assert code == 4
+    error = json.loads(out)["error"]
+    assert error["type"] == "AuthenticationError"
+    assert error["status_code"] == 401
+    assert SECRET not in out
+
+
+def test_unexpected_error_exits_1_with_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server: LocalServer
+) -> None:
+    """A bug exits 1 with its traceback (key scrubbed) and a line that says it is a bug."""
+
+    async def broken(*_: Any) -> int:
+        raise RuntimeError(f"boom {SECRET}")
+
+    monkeypatch.setattr(_cli._deployments, "_list", broken)
+    code = main(["list", "--base-url", server.base_url, "--api-key", SECRET, "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" in captured.err
+    assert "a bug in fireworks-deploy" in captured.err
+    assert json.loads(captured.out)["error"] == {
+        "type": "RuntimeError",
+        "message": "boom ***",
+        "exit_code": 1,
+    }
+    assert SECRET not in captured.out + captured.err
+
+
+def test_a_key_in_a_usage_error_is_not_printed(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """argparse echoes bad values; a key given with --api-key is scrubbed from them too."""
+    monkeypatch.delenv("FIREWORKS_API_KEY")
+    other = "fw-other-SECRET-key-1234"
+    result = cli("wait", other, "--api-key", other, "--timeout", other)
+    assert result.code == 2
+    assert other not in result.err
+    assert "***" in result.err
+
+
+def test_a_short_api_key_does_not_corrupt_output(cli: Any) -> None:
+    """A one-letter key is not scrubbed out of every word that contains its letter."""
+    result = cli("get", "cli-short-key-nope", "--api-key", "k")
+    assert result.code == 3
+    assert "does not exist in account 'local'" in result.err
+    assert "***" not in result.err
+
+
+def test_retries_are_shown_as_they_happen(
+    cli: Any, plane: LocalControlPlane, server: LocalServer
+) -> None:
+    """A retried request prints `retrying: <reason>` on stderr; --quiet hides it."""
+    plane.faults.add(Fault("status", endpoint="list", status=503, times=1))
+    result = cli("list", "--json")
+    assert result.code == 0
+    notices = [line for line in result.err.splitlines() if line.startswith("retrying: ")]
+    assert len(notices) == 1
+    assert notices[0].startswith(f"retrying: GET {server.base_url}/v1/accounts/local/deployments")
+    assert "HTTP 503" in notices[0]
+    assert "; next attempt in " in notices[0]
+    plane.faults.add(Fault("status", endpoint="list", status=503, times=1))
+    quiet = cli("list", "-q")
+    assert quiet.code == 0
+    assert "retrying" not in quiet.err
+
+
+def test_insecure_transport_is_a_warning_line_even_when_quiet(cli: Any) -> None:
+    """Plain http:// beyond loopback prints one `warning:` line (not a Python warning)."""
+    result = cli("list", "--base-url", "http://192.0.2.1:9", "--timeout", "0.5", "-q")
+    assert result.code == 6
+    warnings = [line for line in result.err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1
+    assert "plain http://" in warnings[0]
+
+
+def test_plurals() -> None:
+    """Counts read in correct plurals."""
+
+    assert plural(1, "deployment") == "1 deployment"
+    assert plural(2, "deployment") == "2 deployments"
+    assert plural(0, "replica") == "0 replicas"
+    assert plural(1, "try", "tries") == "1 try"
+    assert plural(3, "try", "tries") == "3 tries"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_plain_progress_prints_a_heartbeat_while_nothing_changes() -> None:
+    """Piped progress repeats its view after HEARTBEAT_S of silence, never more often."""
+
+    stream, clock = io.StringIO(), _Clock()
+    with Progress(stream, live=False, clock=clock, title="Waiting") as progress:
+        progress.beat()
+        clock.now = HEARTBEAT_S - 0.1
+        progress.beat()  # not yet: nothing printed so far, but not silent for long
+        clock.now = HEARTBEAT_S
+        progress.beat()  # no rows yet: says what it waits for
+        progress.deployment("d1", "CREATING")
+        clock.now += 0.5
+        progress.refresh()
+        clock.now += HEARTBEAT_S / 2
+        progress.beat()  # a line was printed recently
+        clock.now += HEARTBEAT_S
+        progress.beat()
+        progress.finish("d1", "serving", ok=True)
+        clock.now += HEARTBEAT_S * 2
+        progress.beat()  # done: the result follows, no heartbeat
+    lines = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "Waiting: still waiting",
+        "d1: CREATING",
+        f"d1: CREATING for {HEARTBEAT_S * 1.5:.0f}s (still waiting)",
+    ]
+
+
+def test_heartbeat_is_silent_when_quiet_or_closed() -> None:
+    """--quiet, or a display not yet entered (or closed), prints no heartbeat."""
+
+    stream, clock = io.StringIO(), _Clock()
+    quiet = Progress(stream, enabled=False, clock=clock)
+    with quiet:
+        clock.now = HEARTBEAT_S * 3
+        quiet.beat()
+    closed = Progress(stream, live=False, clock=clock)
+    clock.now = HEARTBEAT_S * 9
+    closed.beat()
+    assert stream.getvalue() == ""
+
+
+def test_progress_failure_labels() -> None:
+    """A failed row prints its label: FAILED by default, or what the command passes."""
+
+    stream = io.StringIO()
+    with Progress(stream, live=False) as progress:
+        progress.finish("a", "after 3s, last seen CREATING", ok=False, label="TIMED OUT")
+        progress.finish("b", "boom", ok=False)
+    lines = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert lines == ["a: TIMED OUT: after 3s, last seen CREATING", "b: FAILED: boom"]
+
+
+def _record(msg: str, *args: Any, level: int = logging.INFO, name: str = "fireworks_deploy") -> Any:
+    return logging.LogRecord(name, level, __file__, 1, msg, args, None)
+
+
+def test_notice_lines_from_log_records() -> None:
+    """Retry records read `retrying: <what>: <reason>; next attempt in Ns`; telemetry does not."""
+    structured = _record("retrying GET http://h/x: connection refused; next attempt in 0.25s")
+    structured.__dict__.update(
+        retry_method="GET",
+        retry_url="http://h/x",
+        retry_reason="connection refused",
+        retry_failures=1,
+        retry_delay_s=0.25,
+    )
+    assert describe(structured) == (
+        "retrying: GET http://h/x: connection refused; next attempt in 0.2s"
+    )
+    structured.retry_delay_s = None
+    structured.levelno = logging.WARNING  # the third failure in a row is a WARNING: still a retry
+    assert describe(structured) == "retrying: GET http://h/x: connection refused; polling on"
+    refused = APIConnectionError("GET http://h/x got no answer (ConnectError: refused).")
+    assert (
+        describe(_record("%s failed (%s); retrying in %.2fs", "GET http://h/x", refused, 0.25))
+        == "retrying: GET http://h/x got no answer (ConnectError: refused); next attempt in 0.2s"
+    )
+    assert (
+        describe(_record("%s answered %s; retrying in %.2fs", "GET http://h/x", 503, 1.5))
+        == "retrying: GET http://h/x answered 503; next attempt in 1.5s"
+    )
+    assert describe(_record("careful", level=logging.WARNING)) == "warning: careful"
+    recreating = _record("Recreating deployment d1", name="fireworks_deploy._deployments")
+    assert describe(recreating) == "Recreating deployment d1"
+    telemetry = _record("get d1: NotFoundError in 0.1s", name="fireworks_deploy._observe")
+    assert describe(telemetry) is None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 from .._config import ACCOUNT_ID_ENV, API_KEY_ENV, DEFAULT_BASE_URL
 from ._common import (
@@ -13,12 +14,14 @@ from ._common import (
     HOTLOAD_API_URL_ENV,
     INFERENCE_URL_ENV,
     Runner,
+    UsageError,
 )
 
 __all__ = [
     "EPILOG",
     "Commands",
     "Formatter",
+    "Parser",
     "connection_options",
     "duration",
     "fault_spec",
@@ -34,7 +37,10 @@ EPILOG = (
     f"  {BASE_URL_ENV}       control plane URL (--base-url), default {DEFAULT_BASE_URL}\n"
     f"  {INFERENCE_URL_ENV}  completions gateway URL (--inference-url), default base URL\n"
     f"  {HOTLOAD_API_URL_ENV} hot-load gateway URL (--hotload-api-url), default base URL\n"
-    "\nexit codes:\n" + "".join(f"  {code:<3} {text}\n" for code, text in EXIT_CODES.items())
+    "\nexit codes:\n"
+    + "".join(f"  {code:<3} {text}\n" for code, text in EXIT_CODES.items())
+    + "  On several deployments: the code their failures share, else 4. With --json, a\n"
+    '  failure is one document on stdout: {"error": {"type", "message", "exit_code", ...}}.\n'
 )
 
 
@@ -95,6 +101,15 @@ def fault_spec(text: str) -> Any:
 
 
 # -- parsers -----------------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` whose usage errors raise `UsageError` instead of exiting, so that
+    `main` can report them like any other failure (as JSON too, under `--json`)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(self.prog, message)
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter):
@@ -158,7 +173,7 @@ def connection_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
 class Commands:
     """The `COMMAND` choices of the top-level parser; each command module adds its own."""
 
-    def __init__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def __init__(self, subparsers: argparse._SubParsersAction[Parser]) -> None:
         self.subparsers = subparsers
 
     def add(

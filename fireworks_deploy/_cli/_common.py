@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TextIO
 
 import anyio
+import attrs
 
-from .._config import DEFAULT_BASE_URL, Timeouts
+from .._config import API_KEY_ENV, DEFAULT_BASE_URL, Timeouts
 from .._errors import (
     APIConnectionError,
     APIStatusError,
@@ -21,12 +23,14 @@ from .._errors import (
     InvalidConfigError,
     NotFoundError,
     OperationError,
+    ResponseValidationError,
     WaitTimeoutError,
+    redact_text,
 )
 from .._fleet import FleetResult
 from .._manager import AsyncDeploymentManager
 from .._progress import Progress
-from ._format import fleet_json
+from ._format import error_json, failure_label, fleet_json, one_line
 
 __all__ = [
     "BASE_URL_ENV",
@@ -45,8 +49,11 @@ __all__ = [
     "Handler",
     "Output",
     "Runner",
+    "UsageError",
     "env",
     "exit_code_for",
+    "explain",
+    "explained",
     "fleet_out",
     "make_manager",
     "managed",
@@ -70,18 +77,31 @@ EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
     EXIT_OK: "success",
-    EXIT_ERROR: "unexpected error",
-    EXIT_USAGE: "usage error (bad arguments, missing API key, invalid input)",
+    EXIT_ERROR: "unexpected error: a bug (the traceback is printed; please report it)",
+    EXIT_USAGE: "usage error: bad arguments, no API key, missing optional extra, invalid input",
     EXIT_NOT_FOUND: "the deployment does not exist",
-    EXIT_FAILED: "the operation failed (deployment FAILED, hot-load error, warm-up, HTTP error)",
+    EXIT_FAILED: "the operation failed: deployment FAILED, hot-load error, warm-up, HTTP error",
     EXIT_TIMEOUT: "a wait reached its --timeout",
-    EXIT_CONNECTION: "the server could not be reached",
+    EXIT_CONNECTION: "no usable answer: server unreachable, or not the Fireworks API "
+    "(check --base-url)",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
 
-class CommandNotFoundError(FireworksError):
-    """The CLI looked for something that is not there (exit code 3)."""
+class CommandNotFoundError(DeploymentNotFoundError):
+    """The deployment a command names does not exist (exit code 3), in the CLI's words."""
+
+    def __init__(self, message: str, *, deployment_id: str) -> None:
+        super().__init__(message, deployment_id=deployment_id, state=None)
+
+
+class UsageError(Exception):
+    """Bad arguments (exit code 2): what argparse would have printed before exiting."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(message)
+        self.prog = prog
+        self.message = message
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -89,11 +109,11 @@ def exit_code_for(error: BaseException) -> int:
     if isinstance(error, FleetError):
         codes = {exit_code_for(e) for e in error.result.failed.values()}
         return codes.pop() if len(codes) == 1 else EXIT_FAILED
-    if isinstance(error, (NotFoundError, DeploymentNotFoundError, CommandNotFoundError)):
+    if isinstance(error, (NotFoundError, DeploymentNotFoundError)):
         return EXIT_NOT_FOUND
     if isinstance(error, WaitTimeoutError):
         return EXIT_TIMEOUT
-    if isinstance(error, APIConnectionError):
+    if isinstance(error, (APIConnectionError, ResponseValidationError)):
         return EXIT_CONNECTION
     if isinstance(error, InvalidConfigError):
         return EXIT_USAGE
@@ -103,21 +123,34 @@ def exit_code_for(error: BaseException) -> int:
 
 
 class Output:
-    """Where results (stdout) and errors (stderr) go; scrubs the API key from both."""
+    """Where results (stdout) and errors (stderr) go; keeps the API key out of both.
 
-    def __init__(self, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> None:
-        self.json = bool(getattr(args, "json", False))
-        self.quiet = bool(getattr(args, "quiet", False))
+    With `--json`, stdout carries exactly one JSON document: the result, or
+    `{"error": {"type", "message", "exit_code", ...}}` when the command fails (the `error:`
+    line is printed on stderr too). Notices (retries, warnings) go to stderr, through the live
+    progress display while one is open.
+    """
+
+    def __init__(
+        self, stdout: TextIO, stderr: TextIO, *, json: bool = False, quiet: bool = False
+    ) -> None:
+        self.json = json
+        self.quiet = quiet
         self.stdout = stdout
         self.stderr = stderr
-        self._secret: str | None = None
+        self.documented = False
+        self._secrets: list[str] = []
+        self._progress: Progress | None = None
 
     def hide(self, secret: str | None) -> None:
-        if secret and secret.strip():
-            self._secret = secret.strip()
+        """Never print `secret` (the API key, from the flag or the environment)."""
+        if secret and secret.strip() and secret.strip() not in self._secrets:
+            self._secrets.append(secret.strip())
 
     def scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        for secret in self._secrets:
+            text = redact_text(text, secret)
+        return text
 
     def text(self, text: str) -> None:
         self.stdout.write(self.scrub(text if text.endswith("\n") else text + "\n"))
@@ -125,6 +158,7 @@ class Output:
 
     def document(self, data: Any) -> None:
         """The one JSON document of `--json`."""
+        self.documented = True
         self.stdout.write(self.scrub(json.dumps(data, indent=2)) + "\n")
         self.stdout.flush()
 
@@ -135,13 +169,51 @@ class Output:
             self.text(human)
 
     def error(self, message: str) -> None:
-        line = " ".join(self.scrub(message).split())
-        self.stderr.write(f"error: {line}\n")
+        self.stderr.write(f"error: {one_line(self.scrub(message))}\n")
         self.stderr.flush()
+
+    def failed(self, error: BaseException, code: int | None = None) -> int:
+        """Report a failure: its `error:` line, and its document under `--json`."""
+        code = exit_code_for(error) if code is None else code
+        self.error(str(error))
+        self.error_document(error_json(error), code)
+        return code
+
+    def error_document(self, doc: dict[str, Any], code: int) -> None:
+        """Under `--json`, the failure as the one document (unless a result was printed)."""
+        if self.json and not self.documented:
+            self.document({"error": {**doc, "exit_code": code}})
+
+    def notice(self, text: str, *, warning: bool = False) -> None:
+        """A line for the person waiting (a retry, a warning); `--quiet` keeps only warnings."""
+        if self.quiet and not warning:
+            return
+        text = one_line(self.scrub(text))
+        progress = self._progress
+        if progress is not None and progress.open and progress.enabled:
+            progress.log(text)
+        else:
+            self.stderr.write(text + "\n")
+            self.stderr.flush()
+
+    def attach(self, progress: Progress) -> Progress:
+        """Send notices through `progress` while it is open (it owns the terminal then)."""
+        self._progress = progress
+        return progress
 
     def progress(self, title: str = "") -> Progress:
         """Live progress on stderr (stdout keeps only the result)."""
-        return Progress(self.stderr, enabled=not self.quiet, title=title)
+        return self.attach(Progress(self.stderr, enabled=not self.quiet, title=title))
+
+    def crashed(self, error: BaseException) -> int:
+        """An unexpected exception (a bug): its traceback, a line that says so, exit code 1."""
+        self.stderr.write(self.scrub(traceback.format_exc()))
+        self.error(
+            f"unexpected {type(error).__name__}: {error}. This is a bug in fireworks-deploy: "
+            "please report it with the traceback above."
+        )
+        self.error_document(error_json(error), EXIT_ERROR)
+        return EXIT_ERROR
 
 
 # -- the manager -------------------------------------------------------------------------------
@@ -157,6 +229,13 @@ def env(value: str | None, name: str) -> str | None:
 
 def make_manager(args: argparse.Namespace, **kwargs: Any) -> AsyncDeploymentManager:
     """The one manager of an invocation, from the connection flags and the environment."""
+    if args.api_key is not None and not args.api_key.strip():
+        raise InvalidConfigError(f"--api-key is empty: pass the key, or set {API_KEY_ENV}.")
+    if args.api_key is None and env(None, API_KEY_ENV) is None:
+        raise InvalidConfigError(
+            f"No API key: pass --api-key KEY or set {API_KEY_ENV}. For a local control plane "
+            "(`fireworks-deploy local serve`) any non-empty key works."
+        )
     timeouts = Timeouts(operation_s=args.timeout) if args.timeout is not None else None
     return AsyncDeploymentManager(
         api_key=args.api_key,
@@ -179,7 +258,13 @@ Handler = Callable[[AsyncDeploymentManager, argparse.Namespace, Output], Awaitab
 def with_manager(handler: Handler, args: argparse.Namespace, out: Output) -> int:
     async def run() -> int:
         async with make_manager(args) as manager:
-            return await handler(manager, args, out)
+            try:
+                return await handler(manager, args, out)
+            except FireworksError as exc:
+                explained = await explain(manager, exc)
+                if explained is exc:
+                    raise
+                raise explained from exc
 
     return anyio.run(run)
 
@@ -192,12 +277,40 @@ def managed(handler: Handler) -> Runner:
 # -- shared by several commands ----------------------------------------------------------------
 
 
-async def not_found(manager: AsyncDeploymentManager, deployment_id: str) -> str:
-    account = await manager.resolve_account_id()
-    return (
-        f"Deployment {deployment_id!r} does not exist in account {account!r}; "
-        "see `fireworks-deploy list`."
+async def not_found(
+    manager: AsyncDeploymentManager, deployment_id: str, *, create: bool = False
+) -> str:
+    """`Deployment 'x' does not exist in account 'y'; ...` with the command that helps."""
+    try:
+        account = await manager.resolve_account_id()
+    except FireworksError:  # the 404 is the news; the account is only context
+        where = ""
+    else:
+        where = f" in account {account!r}"
+    fix = (
+        f"create it with `fireworks-deploy create {deployment_id} --base-model MODEL`, or see "
+        "`fireworks-deploy list`."
+        if create
+        else "see `fireworks-deploy list`."
     )
+    return f"Deployment {deployment_id!r} does not exist{where}; {fix}"
+
+
+async def explain(manager: AsyncDeploymentManager, error: Exception) -> Exception:
+    """`error` in the CLI's words: the SDK names its own methods, the CLI names commands."""
+    if isinstance(error, DeploymentNotFoundError) and not isinstance(error, CommandNotFoundError):
+        message = await not_found(manager, error.deployment_id, create=True)
+        return CommandNotFoundError(message, deployment_id=error.deployment_id)
+    return error
+
+
+async def explained(manager: AsyncDeploymentManager, result: FleetResult[Any]) -> FleetResult[Any]:
+    """`result` with each failure `explain`ed."""
+    outcomes = [
+        o if o.error is None else attrs.evolve(o, error=await explain(manager, o.error))
+        for o in result.outcomes
+    ]
+    return attrs.evolve(result, outcomes=tuple(outcomes))
 
 
 def unique(ids: Sequence[str]) -> list[str]:
@@ -210,9 +323,13 @@ def fleet_out(
     as_json: Callable[[Any], Any],
     as_text: Callable[[Any], str],
 ) -> int:
-    """Print one line (or JSON outcome) per deployment; the exit code of the failures."""
+    """Print one line (or JSON outcome) per deployment; the exit code of the failures.
+
+    A failure reads `ID: LABEL: message` (`FAILED`, `TIMED OUT`, `NOT FOUND`).
+    """
     lines = [
-        f"{o.deployment_id}: " + (as_text(o.value) if o.error is None else f"FAILED: {o.error}")
+        f"{o.deployment_id}: "
+        + (as_text(o.value) if o.error is None else f"{failure_label(o.error)}: {o.error}")
         for o in result
     ]
     out.result(fleet_json(result, as_json), "\n".join(lines))

@@ -8,18 +8,26 @@ from functools import partial
 from .._errors import FireworksError, NotFoundError
 from .._manager import AsyncDeploymentManager
 from .._models import DeploymentConfig, DeploymentInfo
-from .._progress import displaying, watch_deployments
+from .._progress import displaying, heartbeat, plural, watch_deployments
 from ._args import Commands, non_negative_int, positive_seconds
 from ._common import (
     EXIT_OK,
     CommandNotFoundError,
     Output,
+    explain,
+    explained,
     fleet_out,
     managed,
     not_found,
     unique,
 )
-from ._format import deployment_json, deployment_text, deployments_table
+from ._format import (
+    deployment_json,
+    deployment_text,
+    deployments_table,
+    failure_label,
+    failure_summary,
+)
 
 __all__ = ["add_create", "add_delete", "add_get", "add_list", "add_scale_to_zero", "add_wait"]
 
@@ -100,7 +108,8 @@ def add_get(commands: Commands) -> None:
 async def _get(manager: AsyncDeploymentManager, args: argparse.Namespace, out: Output) -> int:
     info = await manager.get(args.deployment_id)
     if info is None:
-        raise CommandNotFoundError(await not_found(manager, args.deployment_id))
+        message = await not_found(manager, args.deployment_id)
+        raise CommandNotFoundError(message, deployment_id=args.deployment_id)
     out.result(deployment_json(info), deployment_text(info))
     return EXIT_OK
 
@@ -143,10 +152,16 @@ async def _wait_one(
             info = await displaying(
                 partial(manager.wait_for_ready, deployment_id, timeout_s, poll_interval),
                 partial(watch_deployments, manager, [deployment_id], progress),
+                partial(heartbeat, progress),
             )
         except FireworksError as exc:
-            progress.finish(deployment_id, type(exc).__name__, ok=False)
-            raise
+            error = await explain(manager, exc)
+            progress.finish(
+                deployment_id, failure_summary(error), ok=False, label=failure_label(error)
+            )
+            if error is exc:
+                raise
+            raise error from exc
         progress.deployment(deployment_id, info.state)
         progress.finish(deployment_id, "serving", ok=True)
     return info
@@ -159,7 +174,7 @@ async def _wait(manager: AsyncDeploymentManager, args: argparse.Namespace, out: 
         info = await _wait_one(manager, ids[0], timeout, args.poll_interval, out)
         out.result(deployment_json(info), f"{info.deployment_id} is {info.state} and serving.")
         return EXIT_OK
-    with out.progress(f"Waiting for {len(ids)} deployments to serve") as progress:
+    with out.progress(f"Waiting for {plural(len(ids), 'deployment')} to serve") as progress:
         result = await displaying(
             partial(
                 manager.wait_for_ready_many,
@@ -169,11 +184,17 @@ async def _wait(manager: AsyncDeploymentManager, args: argparse.Namespace, out: 
                 return_exceptions=True,
             ),
             partial(watch_deployments, manager, ids, progress),
+            partial(heartbeat, progress),
         )
+        result = await explained(manager, result)
         for o in result:
             if o.value is not None:
                 progress.deployment(o.deployment_id, o.value.state)
-            progress.finish(o.deployment_id, "serving" if o.ok else type(o.error).__name__, ok=o.ok)
+            if o.error is None:
+                progress.finish(o.deployment_id, "serving", ok=True)
+            else:
+                summary, label = failure_summary(o.error), failure_label(o.error)
+                progress.finish(o.deployment_id, summary, ok=False, label=label)
     return fleet_out(out, result, deployment_json, lambda i: f"{i.state} and serving")
 
 
@@ -193,7 +214,8 @@ async def _scale_to_zero(
     try:
         info = await manager.scale_to_zero(args.deployment_id)
     except NotFoundError as exc:
-        raise CommandNotFoundError(await not_found(manager, args.deployment_id)) from exc
+        message = await not_found(manager, args.deployment_id)
+        raise CommandNotFoundError(message, deployment_id=args.deployment_id) from exc
     doc = {"deployment_id": args.deployment_id, "scaled_to_zero": True}
     if info is not None:
         doc["deployment"] = deployment_json(info)
@@ -206,21 +228,29 @@ def add_delete(commands: Commands) -> None:
     sub.add_argument("deployment_id", metavar="DEPLOYMENT_ID")
     sub.add_argument("--wait", action="store_true", help="wait until it is confirmed gone")
     sub.add_argument(
-        "--missing-ok", action="store_true", help="succeed if it does not exist (exit 0)"
+        "--missing-ok",
+        action="store_true",
+        help="succeed if it does not exist (exit 0, says it did not exist)",
     )
 
 
 async def _delete(manager: AsyncDeploymentManager, args: argparse.Namespace, out: Output) -> int:
     timeout = args.timeout or 60.0
+    deployment_id = args.deployment_id
     try:
-        await manager.delete(
-            args.deployment_id, wait=args.wait, timeout_s=timeout, missing_ok=args.missing_ok
-        )
+        await manager.delete(deployment_id, wait=args.wait, timeout_s=timeout, missing_ok=False)
     except NotFoundError as exc:
-        raise CommandNotFoundError(await not_found(manager, args.deployment_id)) from exc
+        if not args.missing_ok:
+            message = await not_found(manager, deployment_id)
+            raise CommandNotFoundError(message, deployment_id=deployment_id) from exc
+        out.result(
+            {"deployment_id": deployment_id, "deleted": False, "existed": False},
+            f"{deployment_id} does not exist; nothing to delete.",
+        )
+        return EXIT_OK
     state = "deleted" if args.wait else "being deleted"
     out.result(
-        {"deployment_id": args.deployment_id, "deleted": True, "confirmed": args.wait},
-        f"{args.deployment_id} is {state}.",
+        {"deployment_id": deployment_id, "deleted": True, "existed": True, "confirmed": args.wait},
+        f"{deployment_id} is {state}.",
     )
     return EXIT_OK

@@ -6,17 +6,35 @@ from typing import Any
 
 import attrs
 
+from .._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    DeploymentFailedError,
+    DeploymentNotFoundError,
+    FleetError,
+    HotloadFailedError,
+    NotFoundError,
+    ResponseValidationError,
+    WaitTimeoutError,
+    WarmupError,
+)
 from .._fleet import FleetResult
 from .._models import DeploymentInfo, HotloadStatus, ReplicaStatus, WarmupResult
-from .._progress import format_table
+from .._progress import describe_info, describe_replicas, format_table
 
 __all__ = [
     "deployment_json",
     "deployment_text",
     "deployments_table",
+    "error_json",
+    "failure_label",
+    "failure_summary",
     "fleet_json",
     "hotload_status_json",
     "hotload_status_text",
+    "last_seen",
+    "one_line",
     "warmup_json",
 ]
 
@@ -53,8 +71,85 @@ def warmup_json(result: WarmupResult) -> dict[str, Any]:
     return _plain(result)
 
 
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (line breaks included) as one space."""
+    return " ".join(text.split())
+
+
+def _public_type(error: BaseException) -> str:
+    """The name of `error`'s nearest class outside the CLI (the SDK's, or a builtin)."""
+    for cls in type(error).__mro__:
+        if not cls.__module__.startswith("fireworks_deploy._cli"):
+            return cls.__name__
+    return type(error).__name__  # pragma: no cover - every class derives from object
+
+
+def last_seen(error: WaitTimeoutError) -> str:
+    """What a timed-out wait saw last, in a few words (empty if it saw nothing)."""
+    status = error.last_status
+    if isinstance(status, DeploymentInfo):
+        detail = describe_info(status)
+        return f"{status.state}{f', {detail}' if detail else ''}"
+    if isinstance(status, HotloadStatus):
+        return describe_replicas(status)
+    return ""
+
+
 def error_json(error: BaseException) -> dict[str, Any]:
-    return {"type": type(error).__name__, "message": str(error)}
+    """`{"type", "message", ...}`: the error's class and one-line message, then what it carries
+    (the deployment, state, stage, HTTP status, last status seen...)."""
+    data: dict[str, Any] = {"type": _public_type(error), "message": one_line(str(error))}
+    if isinstance(error, APIError):
+        data.update(method=error.method, url=error.url)
+    if isinstance(error, APIStatusError):
+        data["status_code"] = error.status_code
+    if isinstance(error, APIConnectionError):
+        data["request_sent"] = error.request_sent
+    if isinstance(error, DeploymentFailedError):
+        data.update(deployment_id=error.deployment_id, state=error.state)
+    if isinstance(error, HotloadFailedError):
+        data.update(deployment_id=error.deployment_id, identity=error.identity, stage=error.stage)
+    if isinstance(error, WarmupError):
+        data.update(model=error.model, attempts=error.attempts, last_status=error.last_status)
+    if isinstance(error, WaitTimeoutError):
+        data["timeout_s"] = error.timeout_s
+        status = error.last_status
+        if isinstance(status, DeploymentInfo):
+            data["last_status"] = deployment_json(status)
+        elif isinstance(status, HotloadStatus):
+            data["last_status"] = hotload_status_json(status)
+    if isinstance(error, FleetError) and isinstance(error.result, FleetResult):
+        data["failed"] = {i: error_json(e) for i, e in error.result.failed.items()}
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def failure_label(error: BaseException) -> str:
+    """How a failed outcome is labelled: `TIMED OUT`, `NOT FOUND` or `FAILED`."""
+    if isinstance(error, WaitTimeoutError):
+        return "TIMED OUT"
+    if isinstance(error, (DeploymentNotFoundError, NotFoundError)):
+        return "NOT FOUND"
+    return "FAILED"
+
+
+def failure_summary(error: BaseException) -> str:
+    """A few words on how an operation ended, for a progress row (the full message follows)."""
+    if isinstance(error, WaitTimeoutError):
+        seen = last_seen(error)
+        return f"after {error.timeout_s:g}s" + (f", last seen {seen}" if seen else ", saw nothing")
+    if isinstance(error, DeploymentNotFoundError):
+        return "the deployment does not exist"
+    if isinstance(error, DeploymentFailedError):
+        return f"the deployment is {error.state or 'gone'}"
+    if isinstance(error, HotloadFailedError):
+        return f"a replica reports stage {error.stage!r} for {error.identity}"
+    if isinstance(error, APIStatusError):
+        return f"HTTP {error.status_code}"
+    if isinstance(error, ResponseValidationError):
+        return "the server's answer is not the Fireworks API's"
+    if isinstance(error, APIConnectionError):
+        return "no answer from the server"
+    return type(error).__name__
 
 
 def fleet_json(result: FleetResult[Any], value: Any) -> dict[str, Any]:

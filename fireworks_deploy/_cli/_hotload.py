@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -16,18 +17,26 @@ from .._models import (
     HotloadStatus,
     IncrementalSnapshotMetadata,
 )
-from .._progress import displaying, watch_hotloads
+from .._progress import displaying, heartbeat, plural, watch_hotloads
 from ._args import Commands, duration, positive_int, positive_seconds
 from ._common import (
     EXIT_OK,
     CommandNotFoundError,
     Output,
+    explain,
+    explained,
     fleet_out,
     managed,
     not_found,
     unique,
 )
-from ._format import hotload_status_json, hotload_status_text, warmup_json
+from ._format import (
+    failure_label,
+    failure_summary,
+    hotload_status_json,
+    hotload_status_text,
+    warmup_json,
+)
 
 __all__ = ["add_hotload", "add_hotload_status", "add_warmup"]
 
@@ -42,7 +51,8 @@ async def _base_models(
     for deployment_id in ids:
         info = await manager.get(deployment_id)
         if info is None:
-            raise CommandNotFoundError(await not_found(manager, deployment_id))
+            message = await not_found(manager, deployment_id)
+            raise CommandNotFoundError(message, deployment_id=deployment_id)
         if not info.base_model:
             raise InvalidConfigError(
                 f"Deployment {deployment_id!r} reports no base model; pass --base-model."
@@ -150,10 +160,16 @@ async def _hotload(manager: AsyncDeploymentManager, args: argparse.Namespace, ou
                         args.poll_interval,
                     ),
                     watcher,
+                    partial(heartbeat, progress),
                 )
             except FireworksError as exc:
-                progress.finish(deployment_id, type(exc).__name__, ok=False)
-                raise
+                error = await explain(manager, exc)
+                progress.finish(
+                    deployment_id, failure_summary(error), ok=False, label=failure_label(error)
+                )
+                if error is exc:
+                    raise
+                raise error from exc
             progress.replicas(deployment_id, status, identity)
             progress.finish(deployment_id, f"serves {identity}", ok=True)
             result: FleetResult[HotloadStatus] | None = None
@@ -175,12 +191,17 @@ async def _hotload(manager: AsyncDeploymentManager, args: argparse.Namespace, ou
                     return_exceptions=True,
                 ),
                 watcher,
+                partial(heartbeat, progress),
             )
+            result = await explained(manager, result)
             for o in result:
                 if o.value is not None:
                     progress.replicas(o.deployment_id, o.value, identity)
-                done = f"serves {identity}" if o.ok else type(o.error).__name__
-                progress.finish(o.deployment_id, done, ok=o.ok)
+                if o.error is None:
+                    progress.finish(o.deployment_id, f"serves {identity}", ok=True)
+                else:
+                    summary, label = failure_summary(o.error), failure_label(o.error)
+                    progress.finish(o.deployment_id, summary, ok=False, label=label)
     if result is None:
         out.result(
             hotload_status_json(status, identity),
@@ -233,7 +254,9 @@ def add_warmup(commands: Commands) -> None:
     sub = commands.add(
         "warmup",
         "send completions until one succeeds",
-        "Send warm-up completions to the deployment until one answers 200.",
+        "Send warm-up completions to the deployment until one answers 200. The deployment is\n"
+        "read first: one that does not exist exits 3 at once. DEPLOYMENT_ID may also be its\n"
+        "model name, accounts/ACCOUNT/deployments/ID.",
         run=managed(_warmup),
     )
     sub.add_argument("deployment_id", metavar="DEPLOYMENT_ID")
@@ -244,16 +267,28 @@ def add_warmup(commands: Commands) -> None:
     sub.add_argument("--retry-interval", type=duration, default=10.0, metavar="SECONDS")
 
 
+_DEPLOYMENT_MODEL = re.compile(r"accounts/[^/]+/deployments/([^/]+)")
+
+
 async def _warmup(manager: AsyncDeploymentManager, args: argparse.Namespace, out: Output) -> int:
     model = args.model
+    deployment_id = args.deployment_id
+    named = _DEPLOYMENT_MODEL.fullmatch(deployment_id)
+    if named is not None:  # the deployment's model name: warm that up
+        deployment_id = named.group(1)
+        model = model or args.deployment_id
+    if await manager.get(deployment_id) is None:
+        message = await not_found(manager, deployment_id)
+        raise CommandNotFoundError(message, deployment_id=deployment_id)
     if model is None:
         account = await manager.resolve_account_id()
-        model = f"accounts/{account}/deployments/{args.deployment_id}"
+        model = f"accounts/{account}/deployments/{deployment_id}"
     result = await manager.warmup(
         model, args.max_retries, args.retry_interval, timeout_s=args.timeout
     )
     out.result(
         warmup_json(result),
-        f"{model} answered 200 after {result.attempts} attempt(s) in {result.elapsed_s:.2f}s.",
+        f"{model} answered 200 after {plural(result.attempts, 'attempt')} "
+        f"in {result.elapsed_s:.2f}s.",
     )
     return EXIT_OK

@@ -27,15 +27,20 @@ from ._common import (
 __all__ = ["add_demo", "add_local"]
 
 
-def _local_plane(**kwargs: Any) -> Any:
+def _local() -> Any:
+    """The `fireworks_deploy.local` package, or a usage error naming the extra to install."""
     try:
-        from ..local import LocalControlPlane  # noqa: PLC0415 - the local extra is optional
+        from .. import local  # noqa: PLC0415 - the local extra is optional
     except ImportError as exc:
         raise InvalidConfigError(
             "The local control plane needs its extra: pip install 'fireworks-deploy[local]' "
             f"({exc})."
         ) from None
-    return LocalControlPlane(**kwargs)
+    return local
+
+
+def _local_plane(**kwargs: Any) -> Any:
+    return _local().LocalControlPlane(**kwargs)
 
 
 def _usage(parser: argparse.ArgumentParser, message: str) -> NoReturn:
@@ -89,8 +94,7 @@ def add_local(commands: Commands) -> None:
 
 
 def _local_serve(args: argparse.Namespace, out: Output) -> int:
-    from ..local import serve  # noqa: PLC0415 - the local extra is optional
-
+    serve = _local().serve
     plane = _local_plane(
         account=args.account,
         boot_seconds=args.boot_seconds,
@@ -156,7 +160,7 @@ def add_demo(commands: Commands) -> None:
 
 def _run_demo(args: argparse.Namespace, out: Output) -> int:
     stream = out.stderr if out.json else out.stdout
-    with Progress(stream, enabled=True) as progress:
+    with out.attach(Progress(stream, enabled=True)) as progress:
         return _demo(args, out, progress)
 
 

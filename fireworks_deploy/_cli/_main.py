@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from collections.abc import Sequence
@@ -11,8 +12,9 @@ from .. import __version__
 from .._config import API_KEY_ENV
 from .._errors import FireworksError
 from . import _deployments, _hotload, _local
-from ._args import EPILOG, Commands, Formatter, connection_options
-from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Output, exit_code_for
+from ._args import EPILOG, Commands, Formatter, Parser, connection_options
+from ._common import EXIT_INTERRUPTED, EXIT_USAGE, Output, UsageError
+from ._notices import notices
 
 __all__ = ["build_parser", "main"]
 
@@ -33,7 +35,7 @@ _COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="fireworks-deploy",
         description=(
             "Manage Fireworks inference deployments and hot-load weights into them.\n\n"
@@ -51,26 +53,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether `--json` was asked for, judged before (or without) a successful parse."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
+def _api_keys(argv: Sequence[str]) -> list[str]:
+    """Every value given to `--api-key` (so that even a usage error never prints one)."""
+    keys = [value for flag, value in itertools.pairwise(argv) if flag == "--api-key"]
+    return keys + [a.split("=", 1)[1] for a in argv if a.startswith("--api-key=")]
+
+
+def _usage_error(out: Output, error: UsageError) -> int:
+    """argparse's `PROG: error: MESSAGE` on stderr (the usage line is printed already)."""
+    out.stderr.write(f"{error.prog}: error: {out.scrub(error.message)}\n")
+    out.stderr.flush()
+    out.error_document({"type": "UsageError", "message": out.scrub(error.message)}, EXIT_USAGE)
+    return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (the console script exits with it)."""
+    """Run the command line; returns the exit code (the console script exits with it).
+
+    Every failure ends as one `error:` line on stderr (and, under `--json`, one
+    `{"error": {...}}` document on stdout) with a documented exit code; only a bug (exit code
+    1) prints a traceback. While a command runs, the SDK's retries and warnings are shown on
+    stderr as they happen.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    out = Output(sys.stdout, sys.stderr, json=_wants_json(argv))
+    for secret in (os.environ.get(API_KEY_ENV), *_api_keys(argv)):
+        out.hide(secret)
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version and usage errors
+    except UsageError as exc:
+        return _usage_error(out, exc)
+    except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    out = Output(args, sys.stdout, sys.stderr)
-    out.hide(args.api_key or os.environ.get(API_KEY_ENV))
+    out.json = bool(getattr(args, "json", False))
+    out.quiet = bool(getattr(args, "quiet", False))
+    out.hide(args.api_key)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(out, UsageError(parser.prog, "choose a command"))
     try:
-        code: int = args.run(args, out)
-    except SystemExit as exc:  # a usage error found after parsing
+        with notices(out):
+            code: int = args.run(args, out)
+    except UsageError as exc:  # found after parsing (e.g. `local` without a command)
+        return _usage_error(out, exc)
+    except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except FireworksError as exc:
-        out.error(str(exc))
-        return exit_code_for(exc)
+        return out.failed(exc)
     except KeyboardInterrupt:
         out.error("interrupted")
+        out.error_document(
+            {"type": "KeyboardInterrupt", "message": "interrupted"}, EXIT_INTERRUPTED
+        )
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: reported (traceback included) as exit code 1
+        return out.crashed(exc)
     return code
