@@ -7,9 +7,8 @@ In `fireworks_deploy` classes only:
   those methods have none in their source; this reads them from the imported objects.
 - `#:` comments: an attribute documented the Sphinx way, by `#:` lines right above it (a field
   of an attrs class, a class attribute, `self.x` in `__init__`), gets them as its docstring.
-- attrs classes: their `__init__` is generated, so the class signature is taken from the
-  imported class, and a field's value (`attrs.field(...)`) is left out: its default is in the
-  signature.
+- attrs classes: their `__init__` is generated, so the class signature (with every field's
+  default) is taken from the imported class.
 """
 
 from __future__ import annotations
@@ -117,13 +116,8 @@ class MissingDocstrings(griffe.Extension):
             return
         for cls in _classes(pkg):
             runtime_cls = _runtime_class(cls)
-            if runtime_cls is not None and attrs.has(runtime_cls):
-                if "__init__" not in cls.members:
-                    cls.set_member("__init__", _attrs_init(runtime_cls))
-                for member in cls.members.values():
-                    value = str(getattr(member, "value", "") or "")
-                    if isinstance(member, griffe.Attribute) and value.startswith("attrs.field("):
-                        member.value = None
+            if runtime_cls is not None and attrs.has(runtime_cls) and "__init__" not in cls.members:
+                cls.set_member("__init__", _attrs_init(runtime_cls))
             parser = cls.docstring.parser if cls.docstring else None
             for name, member in cls.members.items():
                 if member.is_alias or member.docstring is not None or name.startswith("_"):

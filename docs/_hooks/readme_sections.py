@@ -1,4 +1,4 @@
-"""MkDocs hook: a page includes README text by name, so each text has one home (the README).
+"""MkDocs hook: pages take text that has its home elsewhere, so it is written once.
 
 A line of its own in a page is replaced by README text:
 
@@ -11,6 +11,10 @@ A line of its own in a page is replaced by README text:
 
 Links from the README to files that are pages here are rewritten to those pages; a marker whose
 text the README lacks fails the build, naming it.
+
+And `<!-- api: exported errors -->` becomes one mkdocstrings `::: fireworks_deploy.<Name>` block
+per exception or warning class in `fireworks_deploy.__all__`, so a new error is in the API
+reference without an edit here.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from typing import Any
 
 from mkdocs.exceptions import PluginError
 
+import fireworks_deploy
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 MARKER = re.compile(r"^<!-- readme: (?P<what>.+?) -->[ \t]*$", re.MULTILINE)
+ERRORS_MARKER = re.compile(r"^<!-- api: exported errors -->[ \t]*$", re.MULTILINE)
 #: README link targets that are pages of the site (pages that include README text sit at the
 #: top of docs/).
 LINKS = {
@@ -98,6 +105,18 @@ def readme_text(what: str) -> str:
     return text
 
 
+def exported_errors() -> str:
+    """A `:::` block for each exception and warning class the package exports, by name."""
+    names = sorted(
+        name
+        for name in fireworks_deploy.__all__
+        if isinstance(value := getattr(fireworks_deploy, name), type)
+        and issubclass(value, BaseException)  # warnings included
+    )
+    return "\n\n".join(f"::: fireworks_deploy.{name}" for name in names)
+
+
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
-    """Replace each README marker of a page with the text it names."""
+    """Replace each marker of a page with the text it names."""
+    markdown = ERRORS_MARKER.sub(lambda _: exported_errors(), markdown)
     return MARKER.sub(lambda match: readme_text(match["what"]), markdown)
