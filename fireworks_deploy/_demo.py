@@ -35,7 +35,14 @@ from ._errors import FireworksError
 from ._fleet import FleetResult, Outcome
 from ._manager import AsyncDeploymentManager
 from ._models import DeploymentConfig
-from ._progress import Progress, describe_info, displaying, watch_deployments, watch_hotloads
+from ._progress import (
+    Progress,
+    describe_info,
+    displaying,
+    plural,
+    watch_deployments,
+    watch_hotloads,
+)
 
 # The kit's names are re-exported: callers import the whole demo from here.
 __all__ = [
@@ -135,10 +142,9 @@ async def _loop(
     models = {i: f"accounts/{account}/deployments/{i}" for i in ids}
 
     # -- create: every deployment at once ------------------------------------------------------
-    plural = "s" if options.replicas != 1 else ""
     progress.log(
-        f"Creating {len(ids)} deployments of {options.base_model} "
-        f"({options.replicas} replica{plural} each): {', '.join(ids)}"
+        f"Creating {plural(len(ids), 'deployment')} of {options.base_model} "
+        f"({plural(options.replicas, 'replica')} each): {', '.join(ids)}"
     )
 
     async def create(deployment_id: str) -> None:
@@ -161,7 +167,7 @@ async def _loop(
 
     t = time.monotonic()
     result = await gather_outcomes(ids, create)
-    report.phases.append((f"create {len(ids)} deployments", time.monotonic() - t))
+    report.phases.append((f"create {plural(len(ids), 'deployment')}", time.monotonic() - t))
     result.raise_for_failures("creating the demo deployments")
 
     # -- boot: one fleet wait, one list read per poll --------------------------------------------
@@ -185,7 +191,10 @@ async def _loop(
             progress.finish(booted.deployment_id, str(booted.error), ok=False)
     report.phases.append(("boot until all ready", time.monotonic() - t))
     ready.raise_for_failures("waiting for the demo deployments")
-    progress.log(f"All {len(ids)} deployments are ready after {ready.elapsed_s:.1f}s.")
+    progress.log(
+        (f"All {len(ids)} deployments are" if len(ids) > 1 else "The deployment is")
+        + f" ready after {ready.elapsed_s:.1f}s."
+    )
 
     # -- the training loop -------------------------------------------------------------------
     previous_tokens = await _sample_round(sampler, options, models, report)
@@ -304,7 +313,9 @@ async def _cleanup(
     if not created:
         return
     progress.clear_rows("Cleaning up")
-    progress.log(f"Cleaning up: scaling {len(created)} deployments to zero and deleting them")
+    progress.log(
+        f"Cleaning up: scaling {plural(len(created), 'deployment')} to zero and deleting them"
+    )
     t = time.monotonic()
 
     async def one(deployment_id: str) -> None:
@@ -334,4 +345,4 @@ async def _cleanup(
             style="red",
         )
     else:
-        progress.log(f"Cleaned up {len(report.cleaned)} deployments.")
+        progress.log(f"Cleaned up {plural(len(report.cleaned), 'deployment')}.")

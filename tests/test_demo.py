@@ -243,7 +243,7 @@ async def test_loop_reports_phases(plane: LocalControlPlane) -> None:
     assert report.ok
     rows = report.summary_rows()
     assert [r[0] for r in rows] == [
-        "create 1 deployments",
+        "create 1 deployment",
         "boot until all ready",
         "hot-load step 0 (base)",
         "hot-load step 1 (delta)",
