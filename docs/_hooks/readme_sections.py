@@ -113,7 +113,9 @@ def exported_errors() -> str:
         if isinstance(value := getattr(fireworks_deploy, name), type)
         and issubclass(value, BaseException)  # warnings included
     )
-    return "\n\n".join(f"::: fireworks_deploy.{name}" for name in names)
+    # Each class shows only what it adds: the attributes every APIError has are listed once.
+    options = "    options:\n      inherited_members: false"
+    return "\n\n".join(f"::: fireworks_deploy.{name}\n{options}" for name in names)
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
