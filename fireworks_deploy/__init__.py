@@ -3,6 +3,7 @@
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from ._body import NotFireworksAPIError
 from ._config import RetryPolicy, Timeouts
 from ._errors import (
     APIConnectionError,
@@ -36,6 +37,7 @@ from ._errors import (
     WaitTimeoutError,
     WarmupError,
 )
+from ._failures import ServerUnreachableError
 from ._fleet import FleetResult, Outcome
 from ._lease import DeploymentLease, SyncDeploymentLease
 from ._manager import AsyncDeploymentManager
@@ -89,6 +91,7 @@ __all__ = [
     "LoadedAdapter",
     "LoadingState",
     "ManagerClosedError",
+    "NotFireworksAPIError",
     "NotFoundError",
     "OperationError",
     "Outcome",
@@ -100,6 +103,7 @@ __all__ = [
     "ResponseTooLargeError",
     "ResponseValidationError",
     "RetryPolicy",
+    "ServerUnreachableError",
     "SyncDeploymentLease",
     "Timeouts",
     "WaitTimeoutError",

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import os
-
 import anyio
 import httpx
 
 from . import _wire
-from ._config import ACCOUNT_ID_ENV, Deadline
+from ._config import Deadline
 from ._http import HTTPClient
 from ._urls import build_url
 
-__all__ = ["Account", "env_account_id"]
-
-
-def env_account_id() -> str | None:
-    """`FIREWORKS_ACCOUNT_ID`, if set to something other than blanks."""
-    value = os.environ.get(ACCOUNT_ID_ENV)
-    return value.strip() if value and value.strip() else None
+__all__ = ["Account"]
 
 
 class Account:
-    """The account id, resolved at most once (`GET /v1/accounts?pageSize=2`) if not given."""
+    """The account id, resolved at most once (`GET /v1/accounts?pageSize=2`) if not given.
+
+    "Given" means passed or set in `FIREWORKS_ACCOUNT_ID` (`_config.resolve_account_id`).
+    """
 
     def __init__(self, http: HTTPClient, base_url: httpx.URL, account_id: str | None) -> None:
         self._http = http

@@ -9,11 +9,15 @@ What it guarantees whatever a server sends:
   and arrays, is refused with `ResponseValidationError` (as is a body that is not JSON), never
   a raw `RecursionError`.
 * The API key a server echoes back in a 2xx body is redacted from what we return.
+* A web page where the API would answer JSON (any status but "busy, try again"), or a 2xx
+  that is not JSON and does not claim to be, raises `NotFireworksAPIError`: the URL points
+  somewhere else.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from typing import Any
 
@@ -33,8 +37,11 @@ __all__ = [
     "KEPT_TEXT_CHARS",
     "MAX_JSON_CONTAINERS",
     "MAX_JSON_DEPTH",
+    "NOT_JSON",
+    "NotFireworksAPIError",
     "json_too_deep",
     "load_json",
+    "not_the_api",
     "read_body",
     "success_json",
 ]
@@ -49,6 +56,40 @@ MAX_JSON_DEPTH = 100
 MAX_JSON_CONTAINERS = 100_000
 #: How much of a body that is not JSON an error keeps (after redaction).
 KEPT_TEXT_CHARS = 16_384
+#: `load_json`'s reason for a body that does not parse as JSON at all.
+NOT_JSON = "is not JSON"
+#: How much of a page that is not the API an error message quotes.
+QUOTED_CHARS = 120
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+class NotFireworksAPIError(ResponseValidationError):
+    """The server answered with something that is not the Fireworks API, such as a web page.
+
+    Raised where the API answers JSON: for a 2xx whose body is not JSON and does not claim to
+    be, and for an error status whose body is a web page (HTML or XML; a plain web server's
+    HTML 404 is not "the deployment does not exist"). Not raised for a "busy, try again" status
+    (408, 425, 429, 500, 502, 503, 504: proxies in front of the real API answer those with
+    pages, and they are retried as before), nor for an error status with a plain-text body (the
+    API's gateways send some; the text becomes the status error's message). The URL most
+    likely points somewhere else: check `base_url` / `FIREWORKS_BASE_URL` (or the inference and
+    hot-load URLs). Carries `status_code`, `content_type` and the start of the body (`body`,
+    redacted).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        body: Any = None,
+        status_code: int | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url, body=body)
+        self.status_code = status_code
+        self.content_type = content_type
 
 
 def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -85,10 +126,71 @@ def load_json(content: bytes) -> tuple[Any, str | None]:
     except RecursionError:
         return None, "is nested too deeply"
     except (ValueError, UnicodeDecodeError):
-        return None, "is not JSON"
+        return None, NOT_JSON
     if json_too_deep(value):
         return None, f"is nested more than {MAX_JSON_DEPTH} levels deep"
     return value, None
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _claims_json(content_type: str | None, content: bytes) -> bool:
+    """Whether an answer says it is JSON (its media type) or starts like JSON."""
+    if _media_type(content_type).endswith(("/json", "+json")):
+        return True
+    return content.lstrip()[:1] in (b"{", b"[")
+
+
+def _is_page(content_type: str | None, content: bytes) -> bool:
+    """Whether an answer is a web page (HTML, XHTML, XML): says so, or starts with a tag."""
+    media = _media_type(content_type)
+    if media in ("text/html", "application/xhtml+xml") or media.endswith(("/xml", "+xml")):
+        return True
+    return content.lstrip()[:1] == b"<"
+
+
+def _quoted(text: str) -> str:
+    """What a page says, for a message: its HTML title, else its first characters."""
+    title = _TITLE.search(text[:4096])  # a title is near the top; bounds the search
+    return " ".join((title.group(1) if title else text).split())[:QUOTED_CHARS]
+
+
+def not_the_api(
+    response: httpx.Response,
+    unreadable: str | None,
+    *,
+    method: str,
+    url: httpx.URL,
+    secret: str,
+) -> NotFireworksAPIError | None:
+    """`NotFireworksAPIError` for an answer that cannot be the API's, else None.
+
+    That is a 2xx that is not JSON and does not claim to be, or an error status whose body is
+    a web page. `unreadable` is `load_json`'s verdict on the body: JSON that is garbled, too
+    deep or too wide, or a body that says it is JSON, is the API answering badly, not another
+    server. The caller leaves out the "busy, try again" statuses.
+    """
+    content = response.content
+    content_type = response.headers.get("content-type")
+    if unreadable != NOT_JSON or _claims_json(content_type, content):
+        return None
+    if not response.is_success and not _is_page(content_type, content):
+        return None
+    kept = redact_text(response.text, secret)[:KEPT_TEXT_CHARS]
+    quoted = _quoted(kept)
+    return NotFireworksAPIError(
+        f"{method} {url} answered HTTP {response.status_code} with "
+        f"{content_type or 'no content type'} instead of JSON, so it does not look like the "
+        "Fireworks API: check the URL (see base_url and the FIREWORKS_*_URL variables)"
+        f"{f'; it said {quoted!r}' if quoted else ''}.",
+        method=method,
+        url=str(url),
+        body=kept,
+        status_code=response.status_code,
+        content_type=content_type,
+    )
 
 
 def success_json(
@@ -102,9 +204,13 @@ def success_json(
 ) -> Any:
     """A 2xx answer's decoded JSON (`load_json`'s result), with `secret` redacted from it.
 
-    A body `load_json` found unreadable raises `ResponseValidationError`, quoting it redacted.
+    A body `load_json` found unreadable raises `ResponseValidationError`, quoting it redacted
+    (`NotFireworksAPIError` when it is not JSON and does not claim to be).
     """
     if unreadable is not None:
+        wrong = not_the_api(response, unreadable, method=method, url=url, secret=secret)
+        if wrong is not None:
+            raise wrong
         text = redact_text(response.text, secret)
         content_type = response.headers.get("content-type")
         raise ResponseValidationError(

@@ -15,9 +15,16 @@ import attrs
 from ._errors import InvalidConfigError
 
 __all__ = [
+    "ACCOUNT_ID_ENV",
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "HOTLOAD_API_URL_ENV",
+    "INFERENCE_URL_ENV",
     "POLL_INTERVAL_FLOOR_S",
     "Deadline",
+    "Endpoints",
     "RetryPolicy",
     "Secret",
     "Timeouts",
@@ -25,15 +32,33 @@ __all__ = [
     "check_poll_interval",
     "check_positive",
     "env_headers",
+    "resolve_account_id",
     "resolve_api_key",
+    "resolve_endpoints",
 ]
 
 API_KEY_ENV = "FIREWORKS_API_KEY"
 ACCOUNT_ID_ENV = "FIREWORKS_ACCOUNT_ID"
+BASE_URL_ENV = "FIREWORKS_BASE_URL"
+INFERENCE_URL_ENV = "FIREWORKS_INFERENCE_URL"
+HOTLOAD_API_URL_ENV = "FIREWORKS_HOTLOAD_API_URL"
 CLIENT_SOURCE_ENV = "FIREWORKS_CLIENT_SOURCE"
 SESSION_ID_ENV = "FIREWORKS_SESSION_ID"
 _CLIENT_SOURCE = re.compile(r"fireworks-training-skill(?:/[0-9A-Za-z][0-9A-Za-z._+-]{0,63})?")
-DEFAULT_BASE_URL = "https://api.fireworks.ai"
+
+
+class _DefaultBaseURL(str):
+    """The `base_url` default: equal to the official client's, but told apart by identity.
+
+    A manager whose `base_url` *is* this object was not given one, so `FIREWORKS_BASE_URL`
+    applies; any string the caller passes (even this same URL typed out) is explicit and wins.
+    """
+
+    __slots__ = ()
+
+
+#: The `base_url` of both managers when none is given (and `FIREWORKS_BASE_URL` is unset).
+DEFAULT_BASE_URL: str = _DefaultBaseURL("https://api.fireworks.ai")
 
 #: The shortest poll interval honoured: a shorter one is raised to it (`check_poll_interval`).
 POLL_INTERVAL_FLOOR_S = 0.05
@@ -80,6 +105,12 @@ class Timeouts:
     warmup_s: float = attrs.field(default=30.0, validator=_positive_seconds)
     #: Deadline of a single-call operation (get, update, delete, ...), retries included.
     operation_s: float = attrs.field(default=120.0, validator=_positive_seconds)
+    #: How long a host that refuses connections, or whose name does not resolve, is retried
+    #: within one operation (a wait included), counted from the first such failure since it
+    #: last answered; then the call raises `ServerUnreachableError` (an `APIConnectionError`)
+    #: instead of retrying until its deadline. Other failures (timeouts, resets, 5xx) are
+    #: still retried until the deadline.
+    connect_budget_s: float = attrs.field(default=5.0, validator=_positive_seconds)
 
 
 @attrs.frozen(kw_only=True)
@@ -122,9 +153,15 @@ class RetryPolicy:
 
 
 class Deadline:
-    """A point on the monotonic clock after which an operation gives up."""
+    """A point on the monotonic clock after which an operation gives up.
 
-    __slots__ = ("_clock", "at", "timeout_s")
+    One is made per public call and passed to every request of it, so it also keeps what the
+    operation has seen of each origin's reachability: the connect budget
+    (`Timeouts.connect_budget_s`) is counted from the first refused or unresolvable connection
+    to an origin since it last answered, across every retry and poll of the operation.
+    """
+
+    __slots__ = ("_clock", "_unreachable", "at", "timeout_s")
 
     def __init__(
         self, timeout_s: float | None, *, clock: Callable[[], float] = time.monotonic
@@ -134,6 +171,26 @@ class Deadline:
         self._clock = clock
         self.timeout_s = math.inf if timeout_s is None else float(timeout_s)
         self.at = clock() + self.timeout_s
+        #: origin -> when its connect budget runs out (clock time), while it keeps failing.
+        self._unreachable: dict[str, float] = {}
+
+    def connect_failed(self, origin: str, budget_s: float) -> float:
+        """Note that `origin` refused a connection or did not resolve; the seconds left of its
+        connect budget, counted from the first such failure since it last answered (<= 0: spent).
+        """
+        now = self._clock()
+        return self._unreachable.setdefault(origin, now + budget_s) - now
+
+    def connected(self, origin: str) -> None:
+        """`origin` answered (or at least accepted a connection): its connect budget resets."""
+        self._unreachable.pop(origin, None)
+
+    def connect_retry_in(self) -> float | None:
+        """Seconds until the first open connect budget runs out (0 if spent already); None
+        while every origin this operation used is reachable."""
+        if not self._unreachable:
+            return None
+        return max(0.0, min(self._unreachable.values()) - self._clock())
 
     def remaining(self) -> float:
         return max(0.0, self.at - self._clock())
@@ -188,6 +245,74 @@ def resolve_api_key(api_key: str | None, env: Mapping[str, str] | None = None) -
             "a non-ASCII character."
         )
     return Secret(value.strip())
+
+
+def _from_env(env: Mapping[str, str], name: str) -> str | None:
+    """A variable's value, stripped; blank counts as unset (as on the command line)."""
+    value = env.get(name)
+    return value.strip() if value and value.strip() else None
+
+
+def resolve_account_id(account_id: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The explicit account, else `FIREWORKS_ACCOUNT_ID` (blank is unset); None: resolve it
+    from the key with a request, on first use."""
+    if account_id is not None:
+        return account_id
+    return _from_env(os.environ if env is None else env, ACCOUNT_ID_ENV)
+
+
+@attrs.frozen(kw_only=True)
+class Endpoints:
+    """Where requests go, as given or read from the environment (validated by the caller).
+
+    Each `*_from` is what the value came from, the argument's name or the variable's, for an
+    error about it to name. `inference_url` and `hotload_api_url` are None when neither was
+    set: they default to `base_url`.
+    """
+
+    base_url: str
+    base_url_from: str
+    inference_url: str | None
+    inference_url_from: str
+    hotload_api_url: str | None
+    hotload_api_url_from: str
+
+
+def resolve_endpoints(
+    base_url: str | None = None,
+    inference_url: str | None = None,
+    hotload_api_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Endpoints:
+    """The three URLs of a manager: each argument given wins, else its variable, else default.
+
+    * `base_url`: `FIREWORKS_BASE_URL` applies when the argument is None or left at its
+      default (the `DEFAULT_BASE_URL` object itself: a string the caller passes, even
+      `"https://api.fireworks.ai"`, is explicit and wins), else `https://api.fireworks.ai`.
+    * `inference_url`: `FIREWORKS_INFERENCE_URL` when None, else the base URL.
+    * `hotload_api_url`: `FIREWORKS_HOTLOAD_API_URL` when None, else the base URL.
+
+    Blank variables count as unset; the command line resolves its flags the same way.
+    """
+    env = os.environ if env is None else env
+
+    def pick(value: str | None, name: str, variable: str) -> tuple[str | None, str]:
+        if value is not None and value is not DEFAULT_BASE_URL:
+            return value, name
+        from_env = _from_env(env, variable)
+        return (from_env, variable) if from_env is not None else (value, name)
+
+    base, base_from = pick(base_url, "base_url", BASE_URL_ENV)
+    inference, inference_from = pick(inference_url, "inference_url", INFERENCE_URL_ENV)
+    hotload, hotload_from = pick(hotload_api_url, "hotload_api_url", HOTLOAD_API_URL_ENV)
+    return Endpoints(
+        base_url=DEFAULT_BASE_URL if base is None else base,
+        base_url_from=base_from,
+        inference_url=inference,
+        inference_url_from=inference_from,
+        hotload_api_url=hotload,
+        hotload_api_url_from=hotload_from,
+    )
 
 
 def env_headers(env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -36,7 +36,7 @@ from ._resend import back_off, never_sent, read_back, worth_resending
 
 __all__ = ["Deployments", "check_config", "readiness"]
 
-logger = logging.getLogger("fireworks_deploy")
+logger = logging.getLogger(__name__)
 
 DEPLOYMENT_PAGE_SIZE = 200
 #: How often a create_or_get that had to delete first checks that the old deployment is gone.

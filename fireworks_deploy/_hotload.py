@@ -39,7 +39,7 @@ from ._urls import build_url
 
 __all__ = ["HOTLOAD_PATH", "HotloadTarget", "Hotloads", "Snapshot", "hotload_request"]
 
-logger = logging.getLogger("fireworks_deploy")
+logger = logging.getLogger(__name__)
 
 HOTLOAD_PATH = "/hot_load/v1/models/hot_load"
 #: A load no replica mentions for this many polls and seconds after our POST was lost.

@@ -8,6 +8,10 @@ to retry) it forms the HTTP layer. What it guarantees whatever a server sends:
   in depth and width. Reading, like sending, ends by the attempt's budget, itself capped by
   the operation's deadline, so an endless trickle cannot outlive it.
 * A Retry-After is capped by `RetryPolicy.max_retry_after_s` (`_failures`).
+* A host that refuses connections or does not resolve is retried for
+  `Timeouts.connect_budget_s` within one operation, then `ServerUnreachableError` (`_failures`);
+  an answer that is not JSON where the API answers JSON raises `NotFireworksAPIError` (`_body`).
+  Every retry is logged, starting "retrying" (`_failures.log_retry`).
 * The API key a server echoes back is redacted from every message, header and body we keep,
   and from httpx/httpcore log records; sending it in clear text beyond loopback warns
   (`_secrets`).
@@ -27,7 +31,14 @@ import anyio
 import attrs
 import httpx
 
-from ._body import ACCEPT_ENCODING, KEPT_TEXT_CHARS, load_json, read_body, success_json
+from ._body import (
+    ACCEPT_ENCODING,
+    KEPT_TEXT_CHARS,
+    load_json,
+    not_the_api,
+    read_body,
+    success_json,
+)
 from ._config import (
     DEFAULT_MAX_RESPONSE_BYTES,
     Deadline,
@@ -52,17 +63,28 @@ from ._errors import (
     redact_secret,
     redact_text,
 )
-from ._failures import NOT_PROCESSED_STATUSES, RETRYABLE_STATUSES, parse_retry_after
+from ._failures import (
+    NOT_PROCESSED_STATUSES,
+    RETRYABLE_STATUSES,
+    TRANSIENT_POLL_STATUSES,
+    ServerUnreachableError,
+    log_retry,
+    parse_retry_after,
+    unreachable_cause,
+)
 from ._loops import LoopBinding
 from ._observe import count_request
 from ._secrets import InsecureTransportCheck, redact_in_logs
 
 __all__ = ["HTTPClient", "Response", "server_message", "status_error"]
 
-logger = logging.getLogger("fireworks_deploy")
+logger = logging.getLogger(__name__)
 
 #: How much of a server's message goes into an exception's one-line message.
 MESSAGE_CHARS = 500
+#: Error statuses that say "busy, try again": a proxy's HTML page with one of them is still
+#: retried, not taken for a server that is not the API.
+_BUSY_STATUSES = RETRYABLE_STATUSES | TRANSIENT_POLL_STATUSES
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -135,6 +157,40 @@ def _connection_error(
     error = cls(f"{shown} got no answer ({reason}).", method=method, url=str(url))
     error.request_sent = sent
     return error
+
+
+def _origin(url: httpx.URL) -> str:
+    return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
+
+
+def _not_connected(
+    exc: httpx.ConnectError, method: str, url: httpx.URL, deadline: Deadline, budget_s: float
+) -> APIConnectionError:
+    """The error for a connection that did not open; `ServerUnreachableError` once the host
+    has refused (or not resolved) for the whole connect budget of this operation."""
+    shown = f"{method} {url}"
+    cause = unreachable_cause(exc, url.host)
+    if cause is None:
+        return _connection_error(APIConnectionError, shown, method, url, exc, sent=False)
+    origin = _origin(url)
+    if deadline.connect_failed(origin, budget_s) > 0:
+        error = APIConnectionError(f"{shown} got no answer ({cause}).", method=method, url=str(url))
+        error.request_sent = False
+        return error
+    if cause == "connection refused":
+        advice = f"check that a server is listening at {origin} and that the URL is right"
+    elif "resolved" in cause:
+        advice = "check the host name in the URL and the network connection"
+    else:
+        advice = "check the network connection and the URL"
+    return ServerUnreachableError(
+        f"{shown} got no answer: {cause}, retried for {budget_s:g}s; {advice} (see base_url "
+        "and the FIREWORKS_*_URL variables).",
+        method=method,
+        url=str(url),
+        cause=cause,
+        budget_s=budget_s,
+    )
 
 
 class HTTPClient:
@@ -250,7 +306,9 @@ class HTTPClient:
 
         Transport failures become typed errors, an oversized or undecodable body
         `ResponseBodyError`; statuses are left to callers. Sending and reading together end
-        by the attempt's budget (capped by `deadline`).
+        by the attempt's budget (capped by `deadline`). A refused or unresolvable connection
+        counts against the operation's connect budget (kept by `deadline`); once that is spent
+        it raises `ServerUnreachableError`, and any answer from the origin resets it.
         """
         self._binding.check()
         budget = deadline.cap(attempt_timeout_s)
@@ -283,13 +341,17 @@ class HTTPClient:
             with anyio.fail_after(budget):
                 async with self._gate_for_loop():
                     response = await client.send(request, stream=True)
+                    deadline.connected(_origin(url))
                     try:
                         body = await read_body(response, method, url, self.max_response_bytes)
                     finally:
                         # A no-op once the body is read whole; otherwise it drops the
                         # connection (httpcore shields that from cancellation itself).
                         await response.aclose()
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        except httpx.ConnectError as exc:
+            budget_s = self.timeouts.connect_budget_s
+            raise _not_connected(exc, method, url, deadline, budget_s) from exc
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise _connection_error(
                 APIConnectionError, shown, method, url, exc, sent=False
             ) from exc
@@ -319,7 +381,10 @@ class HTTPClient:
 
         Idempotent requests retry on transport errors and 408/429/5xx. Others retry only when
         the server cannot have acted: a connection that never opened, or 429/503. A body that
-        is too large or unreadable is not retried (`ResponseValidationError`).
+        is too large or unreadable is not retried (`ResponseValidationError`), nor is an answer
+        that is not the API (`NotFireworksAPIError`), nor a host that refused or did not resolve
+        for the whole connect budget (`ServerUnreachableError`). Each retry is logged, at
+        WARNING from the third failure in a row.
         """
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
@@ -341,6 +406,8 @@ class HTTPClient:
                     extra_headers=extra_headers,
                 )
             except APIConnectionError as exc:
+                if isinstance(exc, ServerUnreachableError):
+                    raise
                 if last_error is not None and deadline.expired:
                     # The deadline, not the server, cut this last attempt short: report what
                     # the server last said (this attempt's failure is chained).
@@ -348,10 +415,14 @@ class HTTPClient:
                 if not retry or (exc.request_sent and not idempotent):
                     raise
                 delay = self.retry.delay(attempt, None, self._rng)
+                connect_left = deadline.connect_retry_in()
+                if connect_left is not None and not exc.request_sent:
+                    # Try again when the connect budget runs out at the latest, not after it.
+                    delay = min(delay, connect_left)
                 if delay >= deadline.remaining():
                     raise
                 last_error = exc
-                logger.info("%s failed (%s); retrying in %.2fs", f"{method} {url}", exc, delay)
+                log_retry(logger, exc, failures=attempt + 1, delay_s=delay)
             else:
                 secret = self._api_key.get()
                 body, unreadable = load_json(response.content)
@@ -360,6 +431,10 @@ class HTTPClient:
                         response, body, unreadable, method=method, url=url, secret=secret
                     )
                     return Response(response.status_code, body, response.headers)
+                if response.status_code not in _BUSY_STATUSES:
+                    wrong = not_the_api(response, unreadable, method=method, url=url, secret=secret)
+                    if wrong is not None:
+                        raise wrong
                 error = status_error(response, body, method=method, url=str(url), secret=secret)
                 error.retry_after_s = self.retry.cap_retry_after(
                     parse_retry_after(response.headers.get("retry-after"))
@@ -373,12 +448,7 @@ class HTTPClient:
                 if delay >= deadline.remaining():
                     raise error
                 last_error = error
-                logger.info(
-                    "%s answered %s; retrying in %.2fs",
-                    f"{method} {url}",
-                    response.status_code,
-                    delay,
-                )
+                log_retry(logger, error, failures=attempt + 1, delay_s=delay)
             attempt += 1
             await self.sleep(delay)
 

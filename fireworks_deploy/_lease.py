@@ -31,7 +31,7 @@ from ._models import DeploymentConfig, DeploymentInfo
 
 __all__ = ["DeploymentLease", "LeaseAction", "SyncDeploymentLease"]
 
-logger = logging.getLogger("fireworks_deploy")
+logger = logging.getLogger(__name__)
 
 LeaseAction = Literal["scale_to_zero", "delete"]
 _ACTIONS = ("scale_to_zero", "delete")

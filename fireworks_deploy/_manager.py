@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from . import _wire
-from ._account import Account, env_account_id
+from ._account import Account
 from ._compat import AsyncOfficialCompat, pick_poll_interval
 from ._config import (
     DEFAULT_BASE_URL,
@@ -24,7 +24,9 @@ from ._config import (
     Timeouts,
     check_poll_interval,
     check_positive,
+    resolve_account_id,
     resolve_api_key,
+    resolve_endpoints,
 )
 from ._deployments import Deployments, check_config
 from ._errors import InvalidConfigError, ManagerClosedError
@@ -75,9 +77,15 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         api_secret = resolve_api_key(api_key)
-        self._base_url = parse_base_url(base_url, "base_url")
-        self._inference_url = _optional_url(inference_url, "inference_url", self._base_url)
-        self._hotload_url = _optional_url(hotload_api_url, "hotload_api_url", self._base_url)
+        # Each URL argument given wins, else its FIREWORKS_* variable (`resolve_endpoints`).
+        urls = resolve_endpoints(base_url, inference_url, hotload_api_url)
+        self._base_url = parse_base_url(urls.base_url, urls.base_url_from)
+        self._inference_url = _optional_url(
+            urls.inference_url, urls.inference_url_from, self._base_url
+        )
+        self._hotload_url = _optional_url(
+            urls.hotload_api_url, urls.hotload_api_url_from, self._base_url
+        )
         if verify_ssl is not None and not isinstance(verify_ssl, bool):
             raise InvalidConfigError(f"verify_ssl must be True, False or None, got {verify_ssl!r}.")
         if (
@@ -98,9 +106,7 @@ class AsyncDeploymentManager(FleetOperations, AsyncOfficialCompat):
             retry=retry or RetryPolicy(),
             max_response_bytes=max_response_bytes,
         )
-        self._account = Account(
-            self._http, self._base_url, env_account_id() if account_id is None else account_id
-        )
+        self._account = Account(self._http, self._base_url, resolve_account_id(account_id))
         self._hub = PollHub()
         self._inference = Inference(self._http, self._inference_url)
         self._deployments = Deployments(self._http, self._account, self._hub, self._inference)

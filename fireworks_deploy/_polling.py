@@ -4,6 +4,11 @@ Waiters on the same key (say, one deployment's hot-load status) share one poll l
 waiter finds no poll in flight becomes the leader for one fetch, publishes the observation to
 all, and steps down. No background task outlives its waiters, and a cancelled leader hands over
 to the next waiter at once.
+
+A wait treats a host that is not there as every other call does: after a fetch that could not
+connect (refused, or a name that does not resolve), the next poll comes no later than the end of
+the operation's connect budget (`Timeouts.connect_budget_s`, kept by its `Deadline`), and if
+that one fails too the wait ends with `ServerUnreachableError`, not at its deadline.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Any, Generic, TypeVar
 import anyio
 import attrs
 
-from ._config import Deadline
+from ._config import POLL_INTERVAL_FLOOR_S, Deadline
+from ._errors import APIConnectionError
 
 __all__ = ["HotloadTiming", "Observation", "PollHub", "PollSchedule", "describe_last"]
 
@@ -212,6 +218,12 @@ class PollHub:
             value = await fetch(deadline)
         except Exception as exc:  # published to every waiter, whose evaluate decides
             channel.latest = Observation(None, exc, started)
+            connect_left = deadline.connect_retry_in()
+            if connect_left is not None and isinstance(exc, APIConnectionError):
+                # Do not sit out a long poll interval on a host that refuses: try again when
+                # the connect budget runs out, which either reaches it or ends the wait.
+                retry_at = max(self._clock() + connect_left, started + POLL_INTERVAL_FLOOR_S)
+                channel.next_fetch_at = min(channel.next_fetch_at, retry_at)
             floor = retry_after(exc)
             if floor is not None:
                 channel.next_fetch_at = max(channel.next_fetch_at, started + floor)

@@ -21,7 +21,7 @@ from ._errors import InsecureTransportWarning, redact_text
 
 __all__ = ["InsecureTransportCheck", "is_loopback", "may_quote_key", "redact_in_logs"]
 
-logger = logging.getLogger("fireworks_deploy")
+logger = logging.getLogger(__name__)
 
 
 class _RedactingFilter(logging.Filter):

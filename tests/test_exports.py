@@ -59,6 +59,9 @@ def test_error_tree() -> None:
     ):
         assert issubclass(cls, fd.APIStatusError)
     assert issubclass(fd.DeploymentNotFoundError, fd.DeploymentFailedError)
+    assert issubclass(fd.ServerUnreachableError, fd.APIConnectionError)
+    assert issubclass(fd.NotFireworksAPIError, fd.ResponseValidationError)
+    assert issubclass(fd.NotFireworksAPIError, ValueError)
     assert issubclass(fd.InsecureTransportWarning, UserWarning)
     for name in fd.__all__:
         value = getattr(fd, name)

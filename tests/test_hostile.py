@@ -37,6 +37,7 @@ from fireworks_deploy import (
     AuthenticationError,
     BadRequestError,
     InternalServerError,
+    NotFireworksAPIError,
     ResponseValidationError,
     RetryPolicy,
     Timeouts,
@@ -255,16 +256,26 @@ async def test_deep_json_in_an_error_body_is_kept_as_text() -> None:
     assert isinstance(caught.value.body, str)
 
 
-async def test_non_json_stays_a_validation_error() -> None:
-    """A 2xx that is not JSON is a ResponseValidationError, as before."""
+async def test_a_web_page_is_not_the_api() -> None:
+    """A 2xx web page is a NotFireworksAPIError (a ResponseValidationError) naming its type."""
     async with (
         _fixed(b"<html>hi</html>", {"Content-Type": "text/html"}) as srv,
+        _manager(srv.url) as fw,
+    ):
+        with pytest.raises(NotFireworksAPIError, match="does not look like the Fireworks API"):
+            await fw.get("d")
+
+
+async def test_garbled_json_stays_a_validation_error() -> None:
+    """A 2xx that says it is JSON but does not parse is the plain ResponseValidationError."""
+    async with (
+        _fixed(b'{"name": "acc', {"Content-Type": "application/json"}) as srv,
         _manager(srv.url) as fw,
     ):
         with pytest.raises(ResponseValidationError, match="not JSON") as caught:
             await fw.get("d")
     assert type(caught.value) is ResponseValidationError
-    assert "(text/html)" in str(caught.value)
+    assert "(application/json)" in str(caught.value)
 
 
 # -- Retry-After that would sleep to the deadline --------------------------------------------
@@ -357,16 +368,33 @@ async def test_echoed_key_is_redacted_everywhere(
     assert all(API_KEY not in record.getMessage() for record in caplog.records)
 
 
-@pytest.mark.parametrize("server", ["echo_key_text"], indirect=True)
-async def test_key_at_the_cut_is_redacted_before_cutting(server: HostileServer) -> None:
+async def test_key_at_the_cut_is_redacted_before_cutting() -> None:
     """A key straddling the 200-character cut of a message leaves not even a prefix."""
-    async with _manager(server.url) as fw:
+    body = ("x" * 190 + " " + API_KEY + " " + "y" * 5000).encode()
+    async with (
+        _fixed(body, {"Content-Type": "text/plain"}, status=400) as srv,
+        _manager(srv.url) as fw,
+    ):
         with pytest.raises(BadRequestError) as caught:
             await fw.get("d")
     error = caught.value
     for text in (str(error), error.server_message, str(error.body)):
         assert API_KEY[:8] not in text
     assert "***" in error.server_message
+
+
+@pytest.mark.parametrize("server", ["echo_key_text"], indirect=True)
+async def test_key_in_a_web_page_is_redacted(server: HostileServer) -> None:
+    """A key quoted in an HTML error page is in neither the message nor the kept body."""
+    async with _manager(server.url) as fw:
+        with pytest.raises(NotFireworksAPIError) as caught:
+            await fw.get("d")
+    error = caught.value
+    assert error.status_code == 400
+    assert error.content_type == "text/html"
+    for text in (str(error), repr(error), str(error.body)):
+        assert API_KEY[:8] not in text
+    assert "***" in error.body
 
 
 def test_every_scenario_is_probed_or_tested() -> None:
