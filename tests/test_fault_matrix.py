@@ -508,7 +508,7 @@ ROWS: list[Row] = [
             wait_for_ready_many="FleetError[ReadyTimeoutError]",
             hotload_and_wait_many="FleetError[InternalServerError]",
         ),
-        deadline=1.0,
+        deadline=3.0,  # room for a first answer on a loaded machine
         inject=status(503, None),
         transports=("inprocess", "loopback"),
     ),
@@ -521,7 +521,7 @@ ROWS: list[Row] = [
             wait_for_ready_many="FleetError[ReadyTimeoutError]",
             hotload_and_wait_many="FleetError[InternalServerError]",
         ),
-        deadline=1.0,
+        deadline=3.0,  # room for a first answer on a loaded machine
         inject=status(502, None),
     ),
     Row(
@@ -533,7 +533,7 @@ ROWS: list[Row] = [
             wait_for_ready_many="FleetError[ReadyTimeoutError]",
             hotload_and_wait_many="FleetError[APIConnectionError]",
         ),
-        deadline=1.0,
+        deadline=3.0,  # room for a first answer on a loaded machine
         attempt_s=0.3,
         transports=("loopback",),
     ),
