@@ -23,6 +23,7 @@ from ._harness import (
     Measurement,
     Run,
     Server,
+    Worker,
     official_python,
     official_worker,
     our_worker,
@@ -37,7 +38,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="CI size, < 3 minutes (default)")
-    size.add_argument("--full", action="store_true", help="full size, 3 repeats, ~15 minutes")
+    size.add_argument("--full", action="store_true", help="full size, 3 repeats, < 15 minutes")
     parser.add_argument(
         "--scenario", action="append", choices=list(SCENARIOS), help="run only these (repeatable)"
     )
@@ -61,6 +62,57 @@ def repeats_of(run: Run, scenario: ModuleType, mode: Mode) -> int:
     return min(mode.repeats, getattr(scenario, "MAX_REPEATS", mode.repeats))
 
 
+class Workers:
+    """Our worker, and the official client's (started on first use), closed together."""
+
+    def __init__(self, official: str | None) -> None:
+        self._official_python = official
+        self._ours: Worker | None = None
+        self._official: Worker | None = None
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for worker in (self._ours, self._official):
+            if worker is not None:
+                worker.close()
+
+    def for_peer(self, peer: str) -> Worker:
+        if peer.startswith("official"):
+            assert self._official_python is not None  # plans include official peers only if found
+            if self._official is None:
+                self._official = Worker(official_worker(self._official_python), "official")
+            return self._official
+        if self._ours is None:
+            self._ours = Worker(our_worker(), "our")
+        return self._ours
+
+
+def run_scenario(
+    server: Server, scenario: ModuleType, mode: Mode, workers: Workers
+) -> list[Measurement]:
+    """Every run of the scenario, repeats interleaved (run 1, run 2, ..., run 1, run 2, ...), so
+    that a neighbour's burst of load lands on several peers rather than on one peer's repeats."""
+    runs = scenario.plan(mode)
+    counts = [repeats_of(run, scenario, mode) for run in runs]
+    found: list[Measurement] = []
+    for repeat in range(max(counts, default=0)):
+        for run, count in zip(runs, counts, strict=True):
+            if repeat >= count:
+                continue
+            m = server.measure(run, workers.for_peer(run.peer), timeout_s=900)
+            found.append(m)
+            print(
+                f"  {run.scenario:18} {run.peer:18} x={run.x:<6} "
+                f"wall {m.client.get('wall_s', 0):7.2f}s "
+                f"cpu {m.client.get('cpu_s', 0):6.2f}s "
+                f"req {sum(m.requests.values()):6} conn {m.connections}",
+                flush=True,
+            )
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     started = time.monotonic()
@@ -76,27 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     chosen = {name: SCENARIOS[name] for name in args.scenario or SCENARIOS}
     print(f"benchmarks: {mode.name} mode; official client: {official_status}", flush=True)
     measurements: list[Measurement] = []
+    durations: dict[str, float] = {}
     try:
-        with Server() as server:
+        with Server() as server, Workers(python) as workers:
             for name, scenario in chosen.items():
                 t0 = time.monotonic()
-                for run in scenario.plan(mode):
-                    worker = our_worker()
-                    if run.peer.startswith("official"):
-                        assert python is not None  # plans include official peers only if found
-                        worker = official_worker(python)
-                    repeats = repeats_of(run, scenario, mode)
-                    for _ in range(repeats):
-                        m = server.measure(run, worker, timeout_s=900)
-                        measurements.append(m)
-                        print(
-                            f"  {name:18} {run.peer:20} x={run.x:<6} "
-                            f"wall {m.client.get('wall_s', 0):7.2f}s "
-                            f"cpu {m.client.get('cpu_s', 0):6.2f}s "
-                            f"req {sum(m.requests.values()):6} conn {m.connections}",
-                            flush=True,
-                        )
-                print(f"{name}: {time.monotonic() - t0:.0f}s", flush=True)
+                measurements += run_scenario(server, scenario, mode, workers)
+                durations[name] = time.monotonic() - t0
+                print(f"{name}: {durations[name]:.0f}s", flush=True)
     except HarnessError as exc:
         print(f"benchmark harness failed: {exc}", file=sys.stderr)
         return 1
@@ -111,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": os.cpu_count(),
         "loadavg": " ".join(f"{v:.2f}" for v in os.getloadavg()),
         "duration_s": time.monotonic() - started,
+        "scenario_s": {k: round(v, 1) for k, v in durations.items()},
         "official": official_status,
         "scenarios": list(chosen),
     }

@@ -1,9 +1,12 @@
-"""Orchestration: the server process, the peers, one fresh client subprocess per measured run."""
+"""Orchestration: the server process, the peers, one fresh client process per measured run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import time
@@ -39,16 +42,17 @@ PEERS: dict[str, Peer] = {
         Peer("async", "fireworks_deploy AsyncDeploymentManager"),
         Peer("async_each", "fireworks_deploy async, one wait_for_ready per deployment"),
         Peer("sync", "fireworks_deploy DeploymentManager (sync facade)"),
+        Peer("async_aiohttp", "AsyncDeploymentManager, transport=httpx_aiohttp.AiohttpTransport()"),
+        Peer(
+            "official_threads",
+            "official DeploymentManager on a thread pool (one thread per item)",
+            official=True,
+        ),
         Peer("official_seq", "official DeploymentManager, sequential", official=True),
-        Peer("official_threads", "official DeploymentManager, ThreadPoolExecutor", official=True),
         Peer("official", "official DeploymentManager", official=True),
         Peer("httpx_sync", "bare httpx.Client (floor)"),
-        Peer("httpx_async", "bare pooled httpx.AsyncClient (floor)"),
-        Peer("httpx_async_default", "bare httpx.AsyncClient, default limits"),
-        Peer("httpx_async_ka100", "bare httpx.AsyncClient, 100 keep-alive"),
-        Peer("aiohttp", "bare aiohttp.ClientSession (experiment)"),
-        Peer("async_aiohttp", "AsyncDeploymentManager on an aiohttp transport (experiment)"),
-        Peer("sync_onehop", "sync facade, one-hop portal call (experiment)"),
+        Peer("httpx_async", "bare httpx.AsyncClient, pooled keep-alive (floor)"),
+        Peer("aiohttp", "bare aiohttp.ClientSession, pooled keep-alive (fast floor)"),
     )
 }
 
@@ -77,6 +81,8 @@ class Measurement:
     connections: int
     events: list[dict[str, Any]] = field(default_factory=list)
     setup: dict[str, Any] | None = None
+    #: Every counted request as (endpoint, deployment_id, arrival), when the run asked for it.
+    log: list[tuple[str, str | None, float]] = field(default_factory=list)
 
 
 class Server:
@@ -127,7 +133,7 @@ class Server:
             raise HarnessError(f"/_bench/{action} answered {response.status_code}")
         return response.json()
 
-    def measure(self, run: Run, worker: list[str], timeout_s: float) -> Measurement:
+    def measure(self, run: Run, worker: Worker, timeout_s: float) -> Measurement:
         """Reset the plane, set it up, run one fresh client process, collect both sides."""
         self.call("POST", "reset", run.plane)
         setup = self.call("POST", "setup", run.setup) if run.setup else None
@@ -137,33 +143,84 @@ class Server:
             "base_url": self.base_url,
             "params": dict(run.params),
         }
-        client = run_worker(worker, spec, timeout_s)
+        client = worker.run(spec, timeout_s)
         stats = self.call("GET", "stats")
         events = self.call("GET", "events") if run.params.get("want_events") else []
-        return Measurement(run, client, stats["requests"], stats["connections"], events, setup)
+        log = self.call("GET", "log") if run.params.get("want_log") else []
+        return Measurement(
+            run,
+            client,
+            stats["requests"],
+            stats["connections"],
+            events,
+            setup,
+            [(str(e), d, float(t)) for e, d, t in log],
+        )
 
 
-def run_worker(command: list[str], spec: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
-    """Run one client process; its last stdout line is the JSON result."""
-    try:
-        done = subprocess.run(
-            [*command, json.dumps(spec)],
+class Worker:
+    """A `--serve` worker process (see `benchmarks._zygote`): one forked child per run."""
+
+    def __init__(self, command: list[str], name: str) -> None:
+        self.name = name
+        self._proc = subprocess.Popen(
+            [*command, "--serve"],
             cwd=ROOT,
-            capture_output=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
-            timeout=timeout_s,
-            check=False,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise HarnessError(f"{spec['scenario']}/{spec['peer']} ran over {timeout_s:g}s") from exc
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = done.stderr.strip()[-3000:]
-        raise HarnessError(
-            f"worker {spec['scenario']}/{spec['peer']} failed (exit {done.returncode}):\n{tail}"
-        )
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
+
+    def _line(self, deadline: float, what: str) -> dict[str, Any]:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        ready, _, _ = select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError(what)
+        line = stdout.readline()
+        if not line:
+            raise HarnessError(f"the {self.name} worker exited (status {self._proc.wait()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def run(self, spec: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Run one client in a fresh child; its result, or HarnessError."""
+        stdin = self._proc.stdin
+        assert stdin is not None
+        label = f"{spec['scenario']}/{spec['peer']}"
+        deadline = time.monotonic() + timeout_s
+        try:
+            stdin.write(json.dumps(spec) + "\n")
+            stdin.flush()
+        except BrokenPipeError as exc:
+            raise HarnessError(f"the {self.name} worker is gone ({label})") from exc
+        try:
+            pid = int(self._line(time.monotonic() + 60, "start")["pid"])
+        except TimeoutError as exc:
+            raise HarnessError(f"the {self.name} worker did not start {label}") from exc
+        try:
+            done = self._line(deadline, "result")
+        except TimeoutError as exc:
+            os.kill(pid, signal.SIGKILL)  # the child this run started, by its id
+            with contextlib.suppress(TimeoutError):
+                self._line(time.monotonic() + 10, "its end")  # keep the protocol in step
+            raise HarnessError(f"{label} ran over {timeout_s:g}s") from exc
+        result: dict[str, Any] = json.loads(done["result"] or "{}")
+        if done["status"] != 0 or "error" in result:
+            tail = str(result.get("error", ""))[-3000:]
+            raise HarnessError(f"worker {label} failed (status {done['status']}):\n{tail}")
+        return result
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
 
 def our_worker() -> list[str]:

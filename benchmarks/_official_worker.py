@@ -1,8 +1,10 @@
 """The official `fireworks-ai` DeploymentManager as a benchmark peer, in its own interpreter.
 
-Self-contained on purpose (stdlib + fireworks-ai only): it runs under whichever Python has the
-official client installed, e.g. ``/path/to/venv-compat/bin/python benchmarks/_official_worker.py
-'<json spec>'``. Prints one JSON result line, like `benchmarks._worker`.
+Self-contained on purpose (stdlib, fireworks-ai and the stdlib-only `_zygote` next to it): it
+runs under whichever Python has the official client installed, e.g.
+``/path/to/venv-compat/bin/python benchmarks/_official_worker.py --serve`` (one forked child per
+JSON spec on stdin, see `benchmarks._zygote`) or ``... _official_worker.py '<json spec>'`` (one
+run in this process; prints one JSON result line). Like `benchmarks._worker`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def _threads(count: int, func: Callable[[str], Any], items: list[str]) -> list[A
 
 def _fleet(base_url: str, params: dict[str, Any], threaded: bool) -> dict[str, Any]:
     mgr = _manager(base_url)
+    _ = mgr.account_id  # resolve the account before timing, as our peers do
     names = _ids(params["prefix"], params["n"])
     returned: dict[str, float] = {}
 
@@ -118,27 +121,36 @@ def _broadcast(base_url: str, params: dict[str, Any], threaded: bool) -> dict[st
     return _measure(body)
 
 
-# -- 3 detection latency: hot-load every step on one deployment --
+# -- 3 detection latency: a base, then a delta on the previous step, on one deployment --
 
 
 def _latency(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
     mgr = _manager(base_url)
+    _ = mgr.account_id
     deployment_id = params["deployment_id"]
-    returned: dict[str, float] = {}
+    steps: dict[str, list[float]] = {}
     oks: list[bool] = []
 
     def body() -> dict[str, Any]:
         for step in range(params["steps"]):
             identity = f"step-{step}"
+            metadata = None
+            if step:
+                metadata = {**DELTA_METADATA, "previous_snapshot_identity": f"step-{step - 1}"}
+            called = time.monotonic()
             oks.append(
                 bool(
                     mgr.hotload_and_wait(
-                        deployment_id, BASE_MODEL, identity, timeout_seconds=params["timeout_s"]
+                        deployment_id,
+                        BASE_MODEL,
+                        identity,
+                        incremental_snapshot_metadata=metadata,
+                        timeout_seconds=params["timeout_s"],
                     )
                 )
             )
-            returned[identity] = time.monotonic()
-        return {"returned": returned, "ok": all(oks)}
+            steps[identity] = [called, time.monotonic()]
+        return {"steps": steps, "ok": all(oks)}
 
     return _measure(body)
 
@@ -194,12 +206,21 @@ CLIENTS: dict[tuple[str, str], Callable[[str, dict[str, Any]], dict[str, Any]]] 
 }
 
 
-def main() -> None:
-    spec: dict[str, Any] = json.loads(sys.argv[1])
+def handle(spec: dict[str, Any]) -> dict[str, Any]:
     client = CLIENTS[spec["scenario"], spec["peer"]]
     result = client(spec["base_url"], spec["params"])
     result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
+    return result
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--serve"]:
+        # `_zygote` is standard library only and sits next to this file (sys.path[0]).
+        import _zygote  # type: ignore[import-not-found, unused-ignore]
+
+        _zygote.serve(handle)
+        return
+    print(json.dumps(handle(json.loads(sys.argv[1]))))
 
 
 if __name__ == "__main__":

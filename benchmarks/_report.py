@@ -24,16 +24,23 @@ _EXTENSIVE = {
     "get_requests",
     "probe_requests",
     "status_requests",
+    "polling_requests",
+    "create_reads",
     "base_s",
     "delta_s",
 }
 #: Per-scenario columns after the common ones: (metric, header, format).
 COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     "fleet_readiness": [
+        ("creates_s", "creates s", "{:.2f}"),
+        ("slowest_boot_s", "slowest boot s", "{:.2f}"),
+        ("bound_s", "bound s", "{:.2f}"),
+        ("wall_over_bound", "wall/bound", "{:.2f}"),
+        ("polling_requests", "polling req", "{:.0f}"),
+        ("polling_per_interval", "polling req/interval", "{:.1f}"),
         ("list_requests", "list", "{:.0f}"),
         ("get_requests", "get", "{:.0f}"),
         ("probe_requests", "probes", "{:.0f}"),
-        ("target_wall_s", "boot+interval s", "{:.2f}"),
         ("detect_median_s", "detect median s", "{:.2f}"),
     ],
     "hotload_broadcast": [
@@ -43,11 +50,12 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
     ],
     "detection_latency": [
         ("load_median_s", "load s", "{:.2f}"),
-        ("latency_median_s", "latency median s", "{:.2f}"),
+        ("first_load_s", "base latency s", "{:.2f}"),
+        ("first_delta_s", "first delta latency s", "{:.2f}"),
+        ("steady_median_s", "steady latency median s", "{:.2f}"),
         ("latency_max_s", "latency max s", "{:.2f}"),
-        ("latency_after_first_s", "latency after step 1 s", "{:.2f}"),
-        ("status_per_step", "status req/step", "{:.1f}"),
-        ("status_per_step_after_first", "req/step after step 1", "{:.1f}"),
+        ("status_per_step", "status req/step", "{:.2f}"),
+        ("status_per_step_steady", "status req/step steady", "{:.2f}"),
     ],
     "many_waiters": [
         ("status_requests", "status req", "{:.0f}"),
@@ -63,6 +71,11 @@ COLUMNS: dict[str, list[tuple[str, str, str]]] = {
         ("polls_per_cpu_s", "polls/CPU-s", "{:.0f}"),
         ("cpu_us_per_poll", "CPU µs/poll", "{:.0f}"),
         ("cores", "cores", "{:.2f}"),
+        ("steady_cores", "steady cores", "{:.2f}"),
+        ("slip_p50_s", "slip p50 s", "{:.3f}"),
+        ("slip_p99_s", "slip p99 s", "{:.3f}"),
+        ("slip_max_s", "slip max s", "{:.2f}"),
+        ("expired_unsent", "expired unsent", "{:.0f}"),
         ("completed", "completed", "{:.0f}"),
     ],
 }
@@ -102,8 +115,8 @@ def aggregate(measurements: list[Measurement], scenarios: Mapping[str, ModuleTyp
         row.metrics = {
             k: Stat(statistics.median(v), min(v), max(v)) for k, v in samples.items() if v
         }
-        if any(m.client.get("skipped") for m in ms):
-            row.note = str(ms[0].client["skipped"])
+        notes = {str(m.client.get("skipped") or m.client.get("note") or "") for m in ms}
+        row.note = "; ".join(sorted(n for n in notes if n))
         rows.append(row)
     return rows
 
@@ -130,6 +143,9 @@ def markdown(
         f"{meta['date']} · Python {meta['python']} · {meta['cpus']} CPUs · load average at start "
         f"{meta['loadavg']} · harness run {meta['duration_s']:.0f}s · official client: "
         f"{meta['official']}",
+        "",
+        "Scenario times: "
+        + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in meta["scenario_s"].items()),
         "",
         "Medians over repeats, (min-max) where repeats > 1. CPU = the client process only; "
         "requests and connections are counted by the server. `~N` = official sequential run "
@@ -223,13 +239,13 @@ def to_json(
 #: (scenario, metric, title, log-x) for the scaling-curve panels; bars for the rest.
 _CURVES = [
     ("fleet_readiness", "wall_s", "1. Fleet readiness: wall s vs N", True),
-    ("fleet_readiness", "requests", "1. Fleet readiness: requests vs N", True),
+    ("fleet_readiness", "polling_per_interval", "1. Fleet readiness: polling req/interval", True),
     ("many_waiters", "status_requests", "4. Many waiters: status requests vs M", True),
 ]
 _BARS = [
-    ("hotload_broadcast", "wall_s", "2. Hot-load broadcast: wall s"),
-    ("detection_latency", "latency_median_s", "3. Detection latency: median s"),
+    ("detection_latency", "steady_median_s", "3. Detection latency, steady state: s"),
     ("per_call", "cpu_us_per_call", "5. CPU µs per get"),
+    ("scale", "cpu_us_per_poll", "6. Scale: CPU µs per poll"),
 ]
 
 

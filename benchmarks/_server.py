@@ -11,6 +11,8 @@ The side channel (never counted as client traffic):
   hot-load already started on each.
 - ``GET /_bench/stats``   requests by endpoint, and TCP connections opened by clients (distinct
   client ``(host, port)`` pairs seen since the reset).
+- ``GET /_bench/log``     every counted request since the reset as ``[endpoint, deployment_id,
+  at]`` (arrival on time.monotonic()), for the per-deployment and per-phase counts.
 - ``GET /_bench/events``  the plane's transitions, stamped on ``time.monotonic()`` (the plane's
   default clock, system-wide on Linux, so comparable with the client's own stamps).
 """
@@ -26,7 +28,7 @@ from typing import Any
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from fireworks_deploy.local import LocalControlPlane
+from fireworks_deploy.local import LocalControlPlane, Stats
 
 BANNER = "BENCH_SERVER"
 BASE_MODEL = "accounts/fireworks/models/bench-base"
@@ -40,11 +42,29 @@ _PLANE_SETTINGS = (
 )
 
 
+class TimedStats(Stats):
+    """The plane's request counters, plus every request's arrival time (and deployment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[str, str | None, float]] = []
+
+    def record(self, endpoint: str, deployment_id: str | None, identity: str | None = None) -> None:
+        super().record(endpoint, deployment_id, identity)
+        self.log.append((endpoint, deployment_id, time.monotonic()))
+
+
+def _plane(**settings: Any) -> LocalControlPlane:
+    plane = LocalControlPlane(**settings)
+    plane.stats = TimedStats()  # before `plane.app` is built: the app keeps this instance
+    return plane
+
+
 class BenchApp:
     """ASGI: `/_bench/*` is the side channel; everything else goes to the current plane."""
 
     def __init__(self) -> None:
-        self.plane = LocalControlPlane()
+        self.plane = _plane()
         self.peers: set[tuple[str, int]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,9 +102,7 @@ class BenchApp:
     def _handle(self, action: str, payload: dict[str, Any]) -> Any:
         if action == "reset":
             settings = {k: payload[k] for k in _PLANE_SETTINGS if k in payload}
-            self.plane = LocalControlPlane(
-                hotload_jitter=settings.pop("hotload_jitter", 0.0), **settings
-            )
+            self.plane = _plane(**settings)
             self.peers = set()
             return {"ok": True, "clock": time.monotonic()}
         if action == "setup":
@@ -101,6 +119,9 @@ class BenchApp:
                 {"kind": e.kind, "deployment_id": e.deployment_id, "detail": e.detail, "at": e.at}
                 for e in self.plane.events
             ]
+        if action == "log":
+            stats = self.plane.stats
+            return stats.log if isinstance(stats, TimedStats) else []
         if action == "clock":
             return {"clock": time.monotonic()}
         return None

@@ -37,7 +37,7 @@ def plan(mode: Mode) -> list[Run]:
         "hotload_jitter": load_max - load_min,
         "seed": 2,
     }
-    sizes = [16] if mode.quick else [1, 16, 64]
+    sizes = [16] if mode.quick else [16, 64]
     runs: list[Run] = []
 
     def add(peer: str, n: int, measured: int | None = None) -> None:
@@ -48,11 +48,12 @@ def plan(mode: Mode) -> list[Run]:
 
     for n in sizes:
         add("async", n)
-        add("sync", n)
-    if mode.official:
-        add("official_seq", sizes[-1], 1 if mode.quick else 4)
-        for n in sizes:
+        if mode.official:
             add("official_threads", n)
+    if not mode.quick:
+        add("sync", sizes[-1])
+        if mode.official:
+            add("official_seq", sizes[-1], 2)
     return runs
 
 
@@ -68,22 +69,28 @@ def derive(m: Measurement) -> dict[str, float]:
 
 def targets(rows: list[Row], mode: Mode) -> list[Target]:
     ours = find(rows, NAME, "async")
-    seq = find(rows, NAME, "official_seq")
-    threads = find(rows, NAME, "official_threads", ours.x if ours else None)
-    if ours is None:
+    if ours is None or not ours.get("wall_s"):
         return []
+    threads = find(rows, NAME, "official_threads", ours.x)
+    seq = find(rows, NAME, "official_seq", ours.x)
     wall = ours.get("wall_s") or 0.0
     parts = [f"ours {wall:.2f}s for N={ours.x}"]
-    if seq is not None:
-        parts.append(f"official sequential {seq.get('wall_s') or 0:.0f}s (scaled)")
-    if threads is not None:
-        parts.append(f"official threads {threads.get('wall_s') or 0:.1f}s")
+    if threads is not None and threads.get("wall_s"):
+        t_wall = threads.get("wall_s") or 0.0
+        parts.append(f"official on a thread pool {t_wall:.2f}s ({t_wall / wall:.2f}x as fast)")
+    if seq is not None and seq.get("wall_s"):
+        parts.append(
+            f"official sequential {seq.get('wall_s') or 0:.0f}s "
+            f"(scaled from N={seq.extrapolated_from})"
+        )
     return [
         Target(
             NAME,
-            "(no numeric target) broadcast wall time vs the official client",
+            "ours no slower than the official client on a thread pool, base then delta",
             "; ".join(parts),
-            None,
+            None
+            if threads is None or not threads.get("wall_s")
+            else wall <= (threads.get("wall_s") or 0.0),
             "the official client's hot-load wait sleeps a fixed 5 s, so each phase costs >= 5 s",
         )
     ]
