@@ -14,6 +14,15 @@ Closing waits at most `_UNWIND_S`; a loop that has not stopped by then is left t
 We do not use `anyio.from_thread.start_blocking_portal`: its context manager, never exited, is
 finalized while the interpreter shuts down, when the daemon loop thread no longer runs, and its
 `portal.call(portal.stop)` then waits forever.
+
+A manager's calls do not go through `BlockingPortal.call`, which crosses to the loop thread twice
+(`start_task_soon` waits until the loop has spawned the task, then for its result) and runs each
+call through a task group. `LoopThread.call` crosses once, as `asyncio.run_coroutine_threadsafe`
+does: one callback on the portal's own loop makes the task, and the task settles the call and
+wakes its caller. The task runs inside an anyio cancel scope, so Ctrl-C and close() cancel it as
+the portal would, and shielded cleanup in the async core stays shielded (a bare `Task.cancel()`
+breaks through anyio shields). The portal stays for the rest: building the async manager, the
+lease's async context manager, and running any other callable on the loop.
 """
 
 from __future__ import annotations
@@ -30,7 +39,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-import attrs
+import anyio
+import sniffio
 from anyio.from_thread import BlockingPortal
 
 from ._errors import ManagerClosedError
@@ -47,6 +57,12 @@ _FORKED = (
     "This DeploymentManager was created in another process (before fork()); "
     "create a new one in this process."
 )
+_CLOSED = "This DeploymentManager is closed; create a new one."
+_ON_LOOP_THREAD = (
+    "DeploymentManager was called from its own event loop thread, which would deadlock; "
+    "use AsyncDeploymentManager from async code."
+)
+_CLOSED_IN_FLIGHT = "This DeploymentManager was closed while the call was in progress."
 
 
 class _AsyncClosable(Protocol):
@@ -55,13 +71,39 @@ class _AsyncClosable(Protocol):
     async def aclose(self) -> None: ...
 
 
-@attrs.frozen(eq=False)
 class _Call:
-    """One blocking call in flight: its future, set when its task ends, and the calling thread."""
+    """One blocking call: its caller, its outcome, and (on the loop) its cancel scope and task.
 
-    future: concurrent.futures.Future[Any]
-    finished: threading.Event
-    caller: int
+    Whoever settles the call first takes `claim`: its task when it ends, or close() waking the
+    caller. The caller waits on `done`, held until the call is settled. Two plain locks, not a
+    `concurrent.futures.Future` (a condition, its waiter lock and callbacks on every call): they
+    halve what crossing to the loop thread and back costs.
+    """
+
+    __slots__ = ("caller", "cancelled", "claim", "done", "error", "result", "scope", "task")
+
+    def __init__(self, caller: int) -> None:
+        self.caller = caller
+        self.claim = threading.Lock()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.scope: anyio.CancelScope | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.claim.locked()
+
+    def settle(
+        self, result: Any = None, error: BaseException | None = None, *, cancelled: bool = False
+    ) -> None:
+        """Record the outcome and wake the caller, unless the call was settled before."""
+        if self.claim.acquire(blocking=False):
+            self.result, self.error, self.cancelled = result, error, cancelled
+            self.done.release()
 
 
 class LoopThread:
@@ -76,11 +118,18 @@ class LoopThread:
         self.closed = False
         self.manager: _AsyncClosable | None = None
         self._lock = threading.Condition(threading.Lock())
+        #: Calls whose caller is still in `call()` (guarded by `_lock`).
         self._calls: set[_Call] = set()
+        #: Calls whose task has not ended (loop thread only).
+        self._live: set[_Call] = set()
         self._ended: concurrent.futures.Future[None] = concurrent.futures.Future()
-        started: concurrent.futures.Future[
-            tuple[BlockingPortal, asyncio.AbstractEventLoop, asyncio.Event]
-        ] = concurrent.futures.Future()
+        # Set on the loop thread before `started` resolves.
+        self.ident: int
+        self.portal: BlockingPortal
+        self._loop: asyncio.AbstractEventLoop
+        self._stop: asyncio.Event
+        self._new_scope: Callable[[], anyio.CancelScope]
+        started: concurrent.futures.Future[None] = concurrent.futures.Future()
         # A fresh context, as anyio gives its portal threads (Python 3.14 threads inherit one).
         context: dict[str, Any] = {}
         if sys.version_info >= (3, 14):
@@ -89,18 +138,13 @@ class LoopThread:
             target=self._main, args=(started,), name=_THREAD_NAME, daemon=True, **context
         )
         self.thread.start()
-        self.portal, self._loop, self._stop = started.result()
-        self.ident: int = self.portal.call(threading.get_ident)
+        started.result()
         _track(self)
 
     # -- the loop thread ---------------------------------------------------------------------
 
-    def _main(
-        self,
-        started: concurrent.futures.Future[
-            tuple[BlockingPortal, asyncio.AbstractEventLoop, asyncio.Event]
-        ],
-    ) -> None:
+    def _main(self, started: concurrent.futures.Future[None]) -> None:
+        self.ident = threading.get_ident()
         # A loop run by hand, not asyncio.run(): at interpreter exit Python 3.12 refuses the
         # thread that loop.shutdown_default_executor() starts, and the loop must still close.
         loop = asyncio.new_event_loop()
@@ -115,20 +159,84 @@ class LoopThread:
         finally:
             _close_loop(loop)
 
-    async def _serve(
-        self,
-        started: concurrent.futures.Future[
-            tuple[BlockingPortal, asyncio.AbstractEventLoop, asyncio.Event]
-        ],
-    ) -> None:
-        stop = asyncio.Event()
+    async def _serve(self, started: concurrent.futures.Future[None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        # The backend's own class: `anyio.CancelScope()` looks the backend up on every call.
+        self._new_scope = type(anyio.CancelScope())
         async with BlockingPortal() as portal:
-            started.set_result((portal, asyncio.get_running_loop(), stop))
-            await stop.wait()
+            self.portal = portal
+            started.set_result(None)
+            await self._stop.wait()
+            for call in self._live:
+                self._cancel(call)
             await portal.stop(cancel_remaining=True)
+        while self._live:  # each ends soon: its scope is cancelled
+            await asyncio.wait([call.task for call in self._live if call.task is not None])
         # Every call has ended: no request is being sent while the connections close.
         if self.manager is not None:
             await self.manager.aclose()
+
+    def _start(
+        self,
+        call: _Call,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        """On the loop: make the call's task (in a copy of the caller's context, as anyio does)."""
+        if call.settled:
+            return  # closed before it began: nothing to run
+        # The caller's context may name another async library (anyio's portal sets this too).
+        sniffio.current_async_library_cvar.set("asyncio")
+        call.scope = scope = self._new_scope()
+        call.task = self._loop.create_task(self._run(call, scope, func, args, kwargs))
+        self._live.add(call)
+
+    async def _run(
+        self,
+        call: _Call,
+        scope: anyio.CancelScope,
+        func: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> None:
+        """The call's task: run it in its cancel scope, then settle the call."""
+        try:
+            with scope:
+                result = await func(*args, **kwargs)
+        except asyncio.CancelledError:  # cancelled from outside our scope: the loop is ending
+            call.settle(cancelled=True)
+            raise
+        except BaseException as exc:
+            call.settle(error=exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if scope.cancelled_caught:
+                call.settle(cancelled=True)
+            else:
+                call.settle(result)
+        finally:
+            self._live.discard(call)
+
+    def _cancel(self, call: _Call) -> None:
+        """On the loop: cancel a call's scope, or settle a call whose task was never made."""
+        if call.scope is not None:
+            call.scope.cancel()  # a no-op once its task has ended
+        else:
+            call.settle(cancelled=True)  # scheduled after this if at all: it will not start
+
+    def _interrupt(self, call: _Call) -> None:
+        """Ctrl-C: cancel the call and wait (at most `_UNWIND_S`) for its task to unwind, so
+        no request of the interrupted call is still being sent when the caller re-raises."""
+        if call.settled:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._cancel, call)
+        except RuntimeError:  # the loop has closed: nothing runs any more
+            return
+        call.done.acquire(timeout=_UNWIND_S)
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -136,45 +244,39 @@ class LoopThread:
         """Run ``func(*args, **kwargs)`` on the loop and block until it returns."""
         if os.getpid() != self.pid:
             raise ManagerClosedError(_FORKED)
-        finished = threading.Event()
-
-        async def run() -> T:
+        call = _Call(threading.get_ident())
+        try:  # from here on, Ctrl-C cancels whatever part of the call has started
+            with self._lock:
+                if self.closed:
+                    raise ManagerClosedError(_CLOSED)
+                if call.caller == self.ident:
+                    raise ManagerClosedError(_ON_LOOP_THREAD)
+                # Registered before the task starts: close() settles it, and it never starts.
+                self._calls.add(call)
             try:
-                return await func(*args, **kwargs)
-            finally:
-                finished.set()
-
-        with self._lock:
-            if self.closed:
-                raise ManagerClosedError("This DeploymentManager is closed; create a new one.")
-            if threading.get_ident() == self.ident:
-                raise ManagerClosedError(
-                    "DeploymentManager was called from its own event loop thread, which would "
-                    "deadlock; use AsyncDeploymentManager from async code."
-                )
-            # Under the lock, so close() cannot stop the loop between this and the spawn.
-            try:
-                future = self.portal.start_task_soon(run)
-            except RuntimeError as exc:
-                raise ManagerClosedError("This DeploymentManager is closed.") from exc
-            call = _Call(future, finished, threading.get_ident())
-            self._calls.add(call)
-        try:
-            return future.result()
+                self._loop.call_soon_threadsafe(self._start, call, func, args, kwargs)
+            except RuntimeError as exc:  # the loop has closed
+                raise ManagerClosedError(_CLOSED) from exc
+            call.done.acquire()
         except KeyboardInterrupt:
-            # A cancelled future is "done" at once; wait for the task itself to unwind, so no
-            # request of the interrupted call is still being sent when we re-raise.
-            future.cancel()
-            finished.wait(_UNWIND_S)
+            self._interrupt(call)
             raise
-        except concurrent.futures.CancelledError:
-            raise ManagerClosedError(
-                "This DeploymentManager was closed while the call was in progress."
-            ) from None
         finally:
             with self._lock:
                 self._calls.discard(call)
-                self._lock.notify_all()
+                if self.closed:  # finish_close() may be waiting for the callers to leave
+                    self._lock.notify_all()
+        if call.cancelled:
+            raise ManagerClosedError(_CLOSED_IN_FLIGHT)
+        error = call.error
+        if error is not None:
+            call.error = None
+            try:
+                raise error
+            finally:
+                del error  # no cycle: the exception's traceback holds this frame
+        result: T = call.result
+        return result
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -201,7 +303,9 @@ class LoopThread:
             calls = list(self._calls)
         _untrack(self)
         for call in calls:
-            call.future.cancel()  # its caller raises ManagerClosedError now; the task unwinds
+            call.settle(
+                cancelled=True
+            )  # its caller raises ManagerClosedError now; the task unwinds
         with contextlib.suppress(RuntimeError):  # the loop is closed already
             self._loop.call_soon_threadsafe(self._stop.set)
         return True

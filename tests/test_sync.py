@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import os
 import signal
@@ -11,9 +13,11 @@ import warnings
 import weakref
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
+import sniffio
 from core_testkit import (
     ACCOUNT,
     API_KEY,
@@ -29,6 +33,7 @@ from core_testkit import (
 )
 
 from fireworks_deploy import (
+    AsyncDeploymentManager,
     AuthenticationError,
     DeploymentConfig,
     DeploymentFailedError,
@@ -40,8 +45,11 @@ from fireworks_deploy import (
     ManagerClosedError,
     ReadyTimeoutError,
 )
+from fireworks_deploy.local import LocalControlPlane
 
 FAST: dict[str, Any] = {"poll_interval_s": 0.02}
+#: A value of the calling thread's context, seen (or not) by the call on the loop thread.
+CALLER_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("caller_var", default="unset")
 
 
 def portal_threads() -> list[threading.Thread]:
@@ -396,3 +404,194 @@ class TestLifecycle:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert not sync_manager.closed
+
+
+class TestHop:
+    """The call path onto the loop thread (`_portal.LoopThread.call`): one hop, anyio semantics."""
+
+    @staticmethod
+    async def until_cancel_requested(mgr: DeploymentManager) -> None:
+        """On the loop thread: wait until the running call's cancel scope has been cancelled."""
+
+        def requested() -> bool:
+            return any(c.scope is not None and c.scope.cancel_called for c in mgr._runtime._live)
+
+        with anyio.fail_after(10):
+            # A cancel scope has no event to wait on; poll the condition.
+            while not requested():  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+
+    def test_close_wakes_the_caller_and_respects_a_shield(
+        self, sync_manager: DeploymentManager
+    ) -> None:
+        """close() wakes the caller at once; the task is cancelled as anyio cancels: a shielded
+        part still runs to its end (a bare Task.cancel() would land in it), and nothing after."""
+        inside = threading.Event()
+        release = asyncio.Event()
+        log: list[str] = []
+
+        async def operation() -> None:
+            with anyio.CancelScope(shield=True):
+                inside.set()
+                await release.wait()
+                await self.until_cancel_requested(sync_manager)
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                log.append("shielded part done")
+            await anyio.sleep_forever()
+            log.append("not cancelled")
+
+        outcome: list[BaseException] = []
+
+        def caller() -> None:
+            try:
+                sync_manager._runtime.call(operation)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        calling = threading.Thread(target=caller)
+        calling.start()
+        assert inside.wait(10)
+        closing = threading.Thread(target=sync_manager.close)
+        closing.start()
+        calling.join(10)
+        assert not calling.is_alive()
+        assert [type(exc) for exc in outcome] == [ManagerClosedError]
+        assert log == []  # the caller did not wait for the shielded part
+        sync_manager._runtime._loop.call_soon_threadsafe(release.set)
+        closing.join(10)
+        assert not closing.is_alive()
+        assert log == ["shielded part done"]
+
+    @pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs POSIX signals")
+    def test_ctrl_c_respects_a_shield_and_waits_for_the_unwind(
+        self, sync_manager: DeploymentManager, router: respx.Router
+    ) -> None:
+        """Ctrl-C during a shielded part: it runs to its end, then the call is cancelled, and
+        KeyboardInterrupt is raised once the task has unwound; the manager stays usable."""
+        if threading.current_thread() is not threading.main_thread():
+            pytest.skip("signals are delivered to the main thread only")
+        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            pytest.skip("SIGINT handler replaced by the test runner")
+        router.get(dep_path("d")).respond(json=deployment_json("d"))
+        inside = threading.Event()
+        log: list[str] = []
+
+        async def operation() -> None:
+            with anyio.CancelScope(shield=True):
+                inside.set()
+                await self.until_cancel_requested(sync_manager)
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                log.append("shielded part done")
+            await anyio.sleep_forever()
+            log.append("not cancelled")
+
+        main = threading.main_thread().ident
+        assert main is not None
+
+        def interrupt() -> None:
+            if inside.wait(10):
+                signal.pthread_kill(main, signal.SIGINT)
+
+        timer = threading.Thread(target=interrupt)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            sync_manager._runtime.call(operation)
+        timer.join(10)
+        assert time.monotonic() - started < 10
+        assert log == ["shielded part done"]
+        assert sync_manager._portal.call(len, sync_manager._runtime._live) == 0
+        assert sync_manager.get("d") is not None
+
+    def test_the_call_runs_in_a_copy_of_the_callers_context(
+        self, sync_manager: DeploymentManager
+    ) -> None:
+        """As with anyio's portal: the call sees the caller's context variables, its changes
+        stay in the call, and sniffio names asyncio even if the caller's context says otherwise."""
+
+        async def look() -> tuple[str, str]:
+            seen = CALLER_VAR.get(), sniffio.current_async_library()
+            CALLER_VAR.set("changed in the call")
+            return seen
+
+        context = contextvars.copy_context()
+
+        def in_caller_context() -> tuple[str, str]:
+            CALLER_VAR.set("caller")
+            sniffio.current_async_library_cvar.set("trio")
+            seen = sync_manager._runtime.call(look)
+            assert CALLER_VAR.get() == "caller"
+            return seen
+
+        assert context.run(in_caller_context) == ("caller", "asyncio")
+
+    def test_errors_keep_their_type_and_cause(self, sync_manager: DeploymentManager) -> None:
+        """An exception of the call is raised in the caller as it was, with its cause."""
+
+        def inner() -> None:
+            raise KeyError("inner")
+
+        async def fail() -> None:
+            try:
+                inner()
+            except KeyError as exc:
+                raise ValueError("outer") from exc
+
+        with pytest.raises(ValueError, match="outer") as caught:
+            sync_manager._runtime.call(fail)
+        assert isinstance(caught.value.__cause__, KeyError)
+
+    def test_close_while_many_threads_call(self) -> None:
+        """Threads calling flat out while close() runs: each call answers or raises
+        ManagerClosedError; no caller hangs and no task is left behind (leak check)."""
+        plane = LocalControlPlane(boot_seconds=0.0)
+        plane.create_deployment("d", BASE_MODEL)
+        mgr = DeploymentManager(
+            api_key=API_KEY, account_id=plane.account, transport=plane.transport()
+        )
+        answered = threading.Semaphore(0)
+        outcomes: dict[int, list[str]] = {}
+
+        def work(i: int) -> None:
+            seen = outcomes.setdefault(i, [])
+            while True:
+                try:
+                    info = mgr.get("d")
+                except ManagerClosedError:
+                    seen.append("closed")
+                    return
+                except BaseException as exc:
+                    seen.append(repr(exc))
+                    return
+                seen.append("ok" if info is not None and info.deployment_id == "d" else "wrong")
+                answered.release()
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for _ in range(40):  # calls are flowing from several threads
+            assert answered.acquire(timeout=10)
+        mgr.close()
+        for thread in threads:
+            thread.join(10)
+            assert not thread.is_alive()
+        for seen in outcomes.values():
+            assert seen[-1] == "closed"
+            assert set(seen[:-1]) <= {"ok"}
+        with pytest.raises(ManagerClosedError):
+            mgr.get("d")
+
+    async def test_from_a_running_loop_while_another_thread_calls(
+        self, sync_manager: DeploymentManager, router: respx.Router
+    ) -> None:
+        """A caller with its own running loop (a notebook) and a plain thread, on one manager."""
+        router.get(dep_path("d")).respond(json=deployment_json("d"))
+        results: list[bool] = []
+        other = threading.Thread(target=lambda: results.append(sync_manager.get("d") is not None))
+        other.start()
+        assert sync_manager.get("d") is not None
+        other.join(10)
+        assert results == [True]
+        assert isinstance(sync_manager._async, AsyncDeploymentManager)
