@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from fireworks_deploy import AsyncDeploymentManager, DeploymentManager
+from fireworks_deploy import AsyncDeploymentManager, DeploymentManager, FireworksError
 
 API_KEY = "bench-key"
 BASE_MODEL = "accounts/fireworks/models/bench-base"
@@ -66,6 +66,34 @@ def async_manager(base_url: str, **kwargs: Any) -> AsyncDeploymentManager:
 
 def sync_manager(base_url: str, **kwargs: Any) -> DeploymentManager:
     return DeploymentManager(api_key=API_KEY, base_url=base_url, **kwargs)
+
+
+#: Our errors raised in a run, by type: counted and reported on the run's row. One process per run.
+ERRORS: dict[str, int] = {}
+
+
+async def guarded(call: Awaitable[T]) -> T | None:
+    """Await `call`; an error of ours is counted (reported as the run's note), not raised."""
+    try:
+        return await call
+    except FireworksError as exc:
+        ERRORS[type(exc).__name__] = ERRORS.get(type(exc).__name__, 0) + 1
+        return None
+
+
+def count_failed(result: Any) -> None:
+    """Count the failed deployments of a fleet result (run with `return_exceptions=True`)."""
+    for error in result.failed.values():
+        ERRORS[type(error).__name__] = ERRORS.get(type(error).__name__, 0) + 1
+
+
+def errors_note(result: dict[str, Any]) -> dict[str, Any]:
+    """Mark a run's result with the errors counted in it, if any."""
+    if ERRORS:
+        result["ok"] = False
+        note = f"raised {sum(ERRORS.values())} time(s): {ERRORS}"
+        result["note"] = f"{result['note']}; {note}" if result.get("note") else note
+    return result
 
 
 def ids(prefix: str, count: int) -> list[str]:

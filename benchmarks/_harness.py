@@ -164,22 +164,26 @@ class Worker:
     def __init__(self, command: list[str], name: str) -> None:
         self.name = name
         self._proc = subprocess.Popen(
-            [*command, "--serve"],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            [*command, "--serve"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
+        #: Bytes read from the worker but not yet split into lines: reads are unbuffered
+        #: `os.read`s, so `select` never waits on a line that is already in a buffer.
+        self._pending = b""
 
     def _line(self, deadline: float, what: str) -> dict[str, Any]:
         stdout = self._proc.stdout
         assert stdout is not None
-        ready, _, _ = select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            raise TimeoutError(what)
-        line = stdout.readline()
-        if not line:
-            raise HarnessError(f"the {self.name} worker exited (status {self._proc.wait()})")
+        fd = stdout.fileno()
+        while b"\n" not in self._pending:
+            remaining = deadline - time.monotonic()
+            ready = remaining > 0 and select.select([fd], [], [], remaining)[0]
+            if not ready:
+                raise TimeoutError(what)
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise HarnessError(f"the {self.name} worker exited (status {self._proc.wait()})")
+            self._pending += chunk
+        line, _, self._pending = self._pending.partition(b"\n")
         answer: dict[str, Any] = json.loads(line)
         return answer
 
@@ -190,7 +194,7 @@ class Worker:
         label = f"{spec['scenario']}/{spec['peer']}"
         deadline = time.monotonic() + timeout_s
         try:
-            stdin.write(json.dumps(spec) + "\n")
+            stdin.write(json.dumps(spec).encode() + b"\n")
             stdin.flush()
         except BrokenPipeError as exc:
             raise HarnessError(f"the {self.name} worker is gone ({label})") from exc

@@ -55,9 +55,26 @@ def _manager(base_url: str) -> DeploymentManager:
     return DeploymentManager(api_key=API_KEY, base_url=base_url)
 
 
+#: Exceptions the official client raised, by type: counted and reported on the run's row (a
+#: peer failing under load is a result, not a harness failure). One child process per run.
+ERRORS: dict[str, int] = {}
+
+
+def _guarded(func: Callable[[str], Any]) -> Callable[[str], Any]:
+    def call(item: str) -> Any:
+        try:
+            return func(item)
+        except Exception as exc:
+            name = f"{type(exc).__module__}.{type(exc).__name__}"
+            ERRORS[name] = ERRORS.get(name, 0) + 1
+            return False
+
+    return call
+
+
 def _threads(count: int, func: Callable[[str], Any], items: list[str]) -> list[Any]:
     with ThreadPoolExecutor(max_workers=max(1, min(count, 256))) as pool:
-        return list(pool.map(func, items))
+        return list(pool.map(_guarded(func), items))
 
 
 # -- 1 fleet readiness: create_or_get then wait_for_ready, per deployment --
@@ -81,7 +98,7 @@ def _fleet(base_url: str, params: dict[str, Any], threaded: bool) -> dict[str, A
             _threads(len(names), one, names)
         else:
             for name in names:
-                one(name)
+                _guarded(one)(name)
         return {"returned": returned, "ok": len(returned) == len(names)}
 
     return _measure(body)
@@ -110,7 +127,9 @@ def _broadcast(base_url: str, params: dict[str, Any], threaded: bool) -> dict[st
             )
 
         t0 = time.monotonic()
-        oks.extend(_threads(len(names), one, names) if threaded else [one(n) for n in names])
+        oks.extend(
+            _threads(len(names), one, names) if threaded else [_guarded(one)(n) for n in names]
+        )
         phases[identity] = time.monotonic() - t0
 
     def body() -> dict[str, Any]:
@@ -210,6 +229,9 @@ def handle(spec: dict[str, Any]) -> dict[str, Any]:
     client = CLIENTS[spec["scenario"], spec["peer"]]
     result = client(spec["base_url"], spec["params"])
     result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if ERRORS:
+        result["ok"] = False
+        result["note"] = f"the official client raised {sum(ERRORS.values())} time(s): {ERRORS}"
     return result
 
 

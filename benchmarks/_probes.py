@@ -103,6 +103,7 @@ class OurPollProbe:
         ) -> Any:
             schedule = kwargs["schedule"]
             if not (hasattr(schedule, "first_at") and hasattr(schedule, "next_at")):
+                self.unavailable = f"the poll schedule {type(schedule).__name__} changed shape"
                 return await wait(key, fetch, *args, **kwargs)
             joined = clock()
             index = 0

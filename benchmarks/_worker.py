@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from ._clients import peak_rss_mb
+from ._clients import errors_note, peak_rss_mb
 
 
 def handle(spec: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def handle(spec: dict[str, Any]) -> dict[str, Any]:
     client = getattr(module, f"client_{spec['peer']}")
     result: dict[str, Any] = client(spec["base_url"], spec["params"])
     result["maxrss_mb"] = peak_rss_mb()
-    return result
+    return errors_note(result)
 
 
 def main() -> None:

@@ -22,11 +22,24 @@ Per run, from the plane's events and request log (the same for every peer):
 from __future__ import annotations
 
 import statistics
+import time
 from typing import Any
 
 import anyio
 
-from .._clients import BASE_MODEL, Stopwatch, async_manager, ids, run_async, sync_manager
+from fireworks_deploy import FireworksError
+
+from .._clients import (
+    BASE_MODEL,
+    ERRORS,
+    Stopwatch,
+    async_manager,
+    count_failed,
+    guarded,
+    ids,
+    run_async,
+    sync_manager,
+)
 from .._harness import Measurement, Run
 from .._types import Mode, Row, Target, find
 
@@ -164,6 +177,11 @@ def targets(rows: list[Row], mode: Mode) -> list[Target]:
                 "thread pool (one thread per deployment), same poll_interval_s",
                 "; ".join(parts),
                 bool(wall) and wall <= t_wall,
+                "; ".join(
+                    f"{who}: {row.note}"
+                    for who, row in (("ours", ours), ("official", threads))
+                    if row.note
+                ),
             )
         )
     mine = sorted((r for r in rows if r.scenario == NAME and r.peer == "async"), key=lambda r: r.x)
@@ -229,12 +247,14 @@ def client_async(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
             with Stopwatch() as sw:
                 async with anyio.create_task_group() as tg:
                     for config in configs:
-                        tg.start_soon(m.create_or_get, config)
+                        tg.start_soon(guarded, m.create_or_get(config))
                 result = await m.wait_for_ready_many(
                     [c.deployment_id for c in configs],
                     timeout_s=params["timeout_s"],
                     poll_interval_s=params["poll_s"],
+                    return_exceptions=True,
                 )
+            count_failed(result)
             return sw.result(ok=result.ok)
 
     return run_async(main)
@@ -255,12 +275,12 @@ def client_async_each(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
                     timeout_s=params["timeout_s"],
                     poll_interval_s=params["poll_s"],
                 )
-                returned[config.deployment_id] = anyio.current_time()
+                returned[config.deployment_id] = time.monotonic()
 
             with Stopwatch() as sw:
                 async with anyio.create_task_group() as tg:
                     for config in configs:
-                        tg.start_soon(one, config)
+                        tg.start_soon(guarded, one(config))
             return sw.result(ok=len(returned) == len(configs), returned=returned)
 
     return run_async(main)
@@ -272,10 +292,15 @@ def client_sync(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
         m.resolve_account_id()
         with Stopwatch() as sw:
             for config in configs:
-                m.create_or_get(config)
+                try:
+                    m.create_or_get(config)
+                except FireworksError as exc:
+                    ERRORS[type(exc).__name__] = ERRORS.get(type(exc).__name__, 0) + 1
             result = m.wait_for_ready_many(
                 [c.deployment_id for c in configs],
                 timeout_s=params["timeout_s"],
                 poll_interval_s=params["poll_s"],
+                return_exceptions=True,
             )
+    count_failed(result)
     return sw.result(ok=result.ok)
