@@ -3,7 +3,6 @@
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
-from ._body import NotFireworksAPIError
 from ._config import RetryPolicy, Timeouts
 from ._errors import (
     APIConnectionError,
@@ -26,6 +25,7 @@ from ._errors import (
     InvalidConfigError,
     LeaseCleanupError,
     ManagerClosedError,
+    NotFireworksAPIError,
     NotFoundError,
     OperationError,
     PermissionDeniedError,
@@ -34,10 +34,10 @@ from ._errors import (
     ResponseBodyError,
     ResponseTooLargeError,
     ResponseValidationError,
+    ServerUnreachableError,
     WaitTimeoutError,
     WarmupError,
 )
-from ._failures import ServerUnreachableError
 from ._fleet import FleetResult, Outcome
 from ._lease import DeploymentLease, SyncDeploymentLease
 from ._manager import AsyncDeploymentManager

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from ._errors import (
+    NotFireworksAPIError,
     ResponseBodyError,
     ResponseTooLargeError,
     ResponseValidationError,
@@ -38,7 +39,6 @@ __all__ = [
     "MAX_JSON_CONTAINERS",
     "MAX_JSON_DEPTH",
     "NOT_JSON",
-    "NotFireworksAPIError",
     "json_too_deep",
     "load_json",
     "not_the_api",
@@ -61,35 +61,6 @@ NOT_JSON = "is not JSON"
 #: How much of a page that is not the API an error message quotes.
 QUOTED_CHARS = 120
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
-
-
-class NotFireworksAPIError(ResponseValidationError):
-    """The server answered with something that is not the Fireworks API, such as a web page.
-
-    Raised where the API answers JSON: for a 2xx whose body is not JSON and does not claim to
-    be, and for an error status whose body is a web page (HTML or XML; a plain web server's
-    HTML 404 is not "the deployment does not exist"). Not raised for a "busy, try again" status
-    (408, 425, 429, 500, 502, 503, 504: proxies in front of the real API answer those with
-    pages, and they are retried as before), nor for an error status with a plain-text body (the
-    API's gateways send some; the text becomes the status error's message). The URL most
-    likely points somewhere else: check `base_url` / `FIREWORKS_BASE_URL` (or the inference and
-    hot-load URLs). Carries `status_code`, `content_type` and the start of the body (`body`,
-    redacted).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str | None = None,
-        url: str | None = None,
-        body: Any = None,
-        status_code: int | None = None,
-        content_type: str | None = None,
-    ) -> None:
-        super().__init__(message, method=method, url=url, body=body)
-        self.status_code = status_code
-        self.content_type = content_type
 
 
 def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:

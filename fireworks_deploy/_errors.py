@@ -7,8 +7,10 @@ FireworksError
 │   └── EventLoopMismatchError               ... from an event loop other than its first one
 ├── APIError
 │   ├── APIConnectionError                   the request never got an answer
-│   │   └── APITimeoutError                  ... because an attempt timed out
+│   │   ├── APITimeoutError                  ... because an attempt timed out
+│   │   └── ServerUnreachableError           ... refused or unresolvable for the connect budget
 │   ├── ResponseValidationError (ValueError)  the server sent something we cannot read
+│   │   ├── NotFireworksAPIError             ... a web page, not the Fireworks API (check URLs)
 │   │   └── ResponseBodyError                ... the body could not be decoded (content coding)
 │   │       └── ResponseTooLargeError        ... or larger than the response size limit
 │   └── APIStatusError (httpx.HTTPStatusError)  the server answered with an error status
@@ -75,6 +77,7 @@ __all__ = [
     "InvalidConfigError",
     "LeaseCleanupError",
     "ManagerClosedError",
+    "NotFireworksAPIError",
     "NotFoundError",
     "OperationError",
     "PermissionDeniedError",
@@ -83,6 +86,7 @@ __all__ = [
     "ResponseBodyError",
     "ResponseTooLargeError",
     "ResponseValidationError",
+    "ServerUnreachableError",
     "WaitTimeoutError",
     "WarmupError",
     "redact_secret",
@@ -137,6 +141,23 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     """An attempt timed out before the server answered."""
+
+
+class ServerUnreachableError(APIConnectionError):
+    """A host refused connections, or its name did not resolve, for the whole connect budget.
+
+    Raised instead of retrying until the deadline: `Timeouts.connect_budget_s` (5 s by
+    default) after the first such failure of an operation, waits included. `cause` says which
+    (`"connection refused"`, `"the host name ... could not be resolved"`, ...), `budget_s` how
+    long it was retried. The connection never opened, so `request_sent` is False.
+    """
+
+    request_sent = False
+
+    def __init__(self, message: str, *, method: str, url: str, cause: str, budget_s: float) -> None:
+        super().__init__(message, method=method, url=url)
+        self.cause = cause
+        self.budget_s = budget_s
 
 
 class ResponseValidationError(APIError, ValueError):
@@ -197,6 +218,35 @@ class ResponseTooLargeError(ResponseBodyError):
             message, method=method, url=url, status_code=status_code, content_type=content_type
         )
         self.limit_bytes = limit_bytes
+
+
+class NotFireworksAPIError(ResponseValidationError):
+    """The server answered with something that is not the Fireworks API, such as a web page.
+
+    Raised where the API answers JSON: for a 2xx whose body is not JSON and does not claim to
+    be, and for an error status whose body is a web page (HTML or XML; a plain web server's
+    HTML 404 is not "the deployment does not exist"). Not raised for a "busy, try again" status
+    (408, 425, 429, 500, 502, 503, 504: proxies in front of the real API answer those with
+    pages, and they are retried as before), nor for an error status with a plain-text body (the
+    API's gateways send some; the text becomes the status error's message). The URL most
+    likely points somewhere else: check `base_url` / `FIREWORKS_BASE_URL` (or the inference and
+    hot-load URLs). Carries `status_code`, `content_type` and the start of the body (`body`,
+    redacted).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        body: Any = None,
+        status_code: int | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url, body=body)
+        self.status_code = status_code
+        self.content_type = content_type
 
 
 class APIStatusError(APIError, httpx.HTTPStatusError):

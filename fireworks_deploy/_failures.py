@@ -23,7 +23,12 @@ import weakref
 from urllib.parse import urlsplit
 
 from ._config import RetryPolicy
-from ._errors import APIConnectionError, APIStatusError, ResponseValidationError
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    ResponseValidationError,
+    ServerUnreachableError,
+)
 
 __all__ = [
     "AMBIGUOUS_STATUSES",
@@ -32,7 +37,6 @@ __all__ = [
     "TRANSIENT_POLL_STATUSES",
     "WARN_AFTER_FAILURES",
     "PollErrors",
-    "ServerUnreachableError",
     "error_retry_after",
     "failure_reason",
     "is_transient",
@@ -56,23 +60,6 @@ TRANSIENT_POLL_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 AMBIGUOUS_STATUSES = frozenset({408, 500, 502, 504})
 
 _DEFAULT_RETRY = RetryPolicy()
-
-
-class ServerUnreachableError(APIConnectionError):
-    """A host refused connections, or its name did not resolve, for the whole connect budget.
-
-    Raised instead of retrying until the deadline: `Timeouts.connect_budget_s` (5 s by
-    default) after the first such failure of an operation, waits included. `cause` says which
-    (`"connection refused"`, `"the host name ... could not be resolved"`, ...), `budget_s` how
-    long it was retried. The connection never opened, so `request_sent` is False.
-    """
-
-    request_sent = False
-
-    def __init__(self, message: str, *, method: str, url: str, cause: str, budget_s: float) -> None:
-        super().__init__(message, method=method, url=url)
-        self.cause = cause
-        self.budget_s = budget_s
 
 
 _REFUSED = {errno.ECONNREFUSED: "connection refused"}

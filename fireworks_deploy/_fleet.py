@@ -180,6 +180,9 @@ async def wait_for_ready_many(
             break
         if deadline.remaining() <= 0:
             break
+        retry_in = deadline.connect_retry_in()  # a host that refused: look again before its
+        if retry_in is not None:  # connect budget runs out, so the fleet fails fast too
+            gap = min(gap, retry_in)
         await anyio.sleep(deadline.cap(gap))
     for i in pending:
         info = last_seen.get(i)

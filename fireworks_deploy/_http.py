@@ -60,6 +60,7 @@ from ._errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ServerUnreachableError,
     redact_secret,
     redact_text,
 )
@@ -67,7 +68,6 @@ from ._failures import (
     NOT_PROCESSED_STATUSES,
     RETRYABLE_STATUSES,
     TRANSIENT_POLL_STATUSES,
-    ServerUnreachableError,
     log_retry,
     parse_retry_after,
     unreachable_cause,

@@ -14,6 +14,7 @@ from ._errors import (
     AuthenticationError,
     PermissionDeniedError,
     ResponseValidationError,
+    ServerUnreachableError,
     WarmupError,
 )
 from ._failures import parse_retry_after
@@ -82,6 +83,8 @@ class Inference:
                 response = await self.completion_once(
                     model, deadline, self._http.timeouts.warmup_s, "Warm-up"
                 )
+            except ServerUnreachableError:
+                raise  # nothing listens there: trying again for minutes changes nothing
             except (APIConnectionError, ResponseValidationError) as exc:
                 last_reason = str(exc)  # no answer, or one too large to read: try again
             else:
@@ -100,6 +103,9 @@ class Inference:
             if attempt == max_retries:
                 break
             delay = max(retry_interval_s, retry_after or 0.0)
+            retry_in = deadline.connect_retry_in()  # a host that refused: try again before
+            if retry_in is not None:  # its connect budget runs out, so warm-up fails fast
+                delay = min(delay, retry_in)
             if delay >= deadline.remaining():
                 break
             await anyio.sleep(delay)

@@ -13,7 +13,13 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ._config import Deadline
-from ._errors import APIConnectionError, APIStatusError, ResponseValidationError
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    NotFireworksAPIError,
+    ResponseValidationError,
+    ServerUnreachableError,
+)
 from ._failures import RETRYABLE_STATUSES, is_transient
 from ._http import HTTPClient
 
@@ -34,7 +40,14 @@ def worth_resending(error: Exception) -> bool:
     """A failure after which the POST may be sent again, once a read-back shows it did not land.
 
     Lost answers, 408/429/5xx and unreadable answers; any other status is the server's verdict.
+    Not a host that stayed unreachable for the whole connect budget, nor an error page that is
+    not the Fireworks API at all: sending again would change nothing. (A 2xx that is not JSON
+    may still have landed behind a proxy, so it is read back like any unreadable answer.)
     """
+    if isinstance(error, ServerUnreachableError):
+        return False
+    if isinstance(error, NotFireworksAPIError) and (error.status_code or 0) >= 400:
+        return False
     if isinstance(error, APIStatusError):
         return error.status_code in RETRYABLE_STATUSES
     return isinstance(error, (APIConnectionError, ResponseValidationError))

@@ -114,7 +114,15 @@ def sequence(*responses: httpx.Response | Exception) -> Any:
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's real Fireworks environment."""
-    for name in ("FIREWORKS_API_KEY", "FIREWORKS_ACCOUNT_ID"):
+    for name in (
+        "FIREWORKS_API_KEY",
+        "FIREWORKS_ACCOUNT_ID",
+        "FIREWORKS_BASE_URL",
+        "FIREWORKS_INFERENCE_URL",
+        "FIREWORKS_HOTLOAD_API_URL",
+        "FIREWORKS_CLIENT_SOURCE",
+        "FIREWORKS_SESSION_ID",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

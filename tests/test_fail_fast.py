@@ -33,6 +33,7 @@ import fireworks_deploy
 from fireworks_deploy import (
     APIConnectionError,
     AsyncDeploymentManager,
+    DeploymentConfig,
     DeploymentManager,
     FleetError,
     InternalServerError,
@@ -750,11 +751,6 @@ async def test_a_user_script_fails_with_one_clear_sentence(
     assert error.endswith(".")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs _resend.worth_resending to return False for ServerUnreachableError: the "
-    "at-most-once POST loop re-sends a never-sent POST until its deadline",
-)
 async def test_a_hotload_to_a_dead_gateway_ends_fast() -> None:
     """A hot-load POST to a closed port ends with ServerUnreachableError, not at its timeout."""
     url = f"http://127.0.0.1:{closed_port()}"
@@ -762,4 +758,24 @@ async def test_a_hotload_to_a_dead_gateway_ends_fast() -> None:
     async with manager(url) as fw:
         with pytest.raises(ServerUnreachableError):
             await fw.hotload("d1", "accounts/f/models/m", "snap-1", timeout=12)
+    assert time.monotonic() - started < FAST_S
+
+
+async def test_a_create_against_a_dead_control_plane_ends_fast() -> None:
+    """A create POST to a closed port ends with ServerUnreachableError, not at its timeout."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    async with manager(url) as fw:
+        with pytest.raises(ServerUnreachableError):
+            await fw.create_or_get(DeploymentConfig("d1", "accounts/f/models/m"), timeout_s=12)
+    assert time.monotonic() - started < FAST_S
+
+
+async def test_a_warmup_against_a_dead_gateway_ends_fast() -> None:
+    """Warm-up does not try 30 times 10 s apart against a host that refuses connections."""
+    url = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    async with manager(url) as fw:
+        with pytest.raises(ServerUnreachableError):
+            await fw.warmup("accounts/a/deployments/d1", max_retries=30, retry_interval_s=10)
     assert time.monotonic() - started < FAST_S
