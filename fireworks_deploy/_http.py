@@ -75,6 +75,7 @@ from ._failures import (
 from ._loops import LoopBinding
 from ._observe import count_request
 from ._secrets import InsecureTransportCheck, redact_in_logs
+from ._transport import default_transport, transport_choice
 
 __all__ = ["HTTPClient", "Response", "server_message", "status_error"]
 
@@ -223,6 +224,8 @@ class HTTPClient:
         }
         self._verify = True if verify_ssl is None else verify_ssl
         self._transport = transport
+        # FIREWORKS_DEPLOY_TRANSPORT, validated now: a bad value fails before any request.
+        self._transport_choice = transport_choice()
         self._max_concurrency = max_concurrency
         self.timeouts = timeouts
         self.retry = retry
@@ -262,8 +265,14 @@ class HTTPClient:
                 max_keepalive_connections=self._max_concurrency,
                 keepalive_expiry=30.0,
             )
+            transport = self._transport
+            if transport is None:
+                # aiohttp (the `fast` extra) on asyncio, else httpcore (`_transport`).
+                transport = default_transport(
+                    self._transport_choice, verify=self._verify, limits=limits
+                )
             client = httpx.AsyncClient(
-                transport=self._transport,
+                transport=transport,
                 verify=self._verify,
                 limits=limits,
                 follow_redirects=False,
