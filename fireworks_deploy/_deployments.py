@@ -284,7 +284,8 @@ class Deployments:
                 fetch,
                 evaluate,
                 deadline=deadline,
-                schedule=PollSchedule(poll_interval_s),
+                # No POST of ours just happened: poll on the caller's interval grid.
+                schedule=PollSchedule(poll_interval_s, backoff=False),
                 on_timeout=on_timeout,
                 retry_after=error_retry_after,
             )

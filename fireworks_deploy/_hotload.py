@@ -141,6 +141,26 @@ class _ReplicaBook:
         self.forgotten_polls = self.forgotten_polls + 1 if evidence else 0
 
 
+#: Growth of the gaps after our own POST while nothing has been learned: each gap is 30% of
+#: the time waited so far, so a first load is seen at most ~30% of its duration late.
+FIRST_LOAD_GROWTH = 1.3
+
+
+def _schedule(
+    poll_interval_s: float, posted: bool, expected: float | None, joined: float
+) -> PollSchedule:
+    """A hot-load wait's schedule, on the grid of `poll_interval_s` in every case.
+
+    Right after our own POST: around the predicted completion when one was learned, else a
+    gentle back-off from 0.1 s. A wait without a POST (`wait_for_hotload`) polls on the grid.
+    """
+    if not posted:
+        return PollSchedule(poll_interval_s, backoff=False)
+    if expected is None:
+        return PollSchedule(poll_interval_s, growth=FIRST_LOAD_GROWTH)
+    return PollSchedule(poll_interval_s, expected_at=joined + expected)
+
+
 class Hotloads:
     """Hot-loads through one gateway. Methods take a deadline built by the caller."""
 
@@ -370,9 +390,7 @@ class Hotloads:
             fetch,
             evaluate,
             deadline=deadline,
-            schedule=PollSchedule(
-                poll_interval_s, expected_at=None if expected is None else joined + expected
-            ),
+            schedule=_schedule(poll_interval_s, sent is not None, expected, joined),
             on_timeout=on_timeout,
             retry_after=error_retry_after,
         )

@@ -13,6 +13,8 @@ that one fails too the wait ends with `ServerUnreachableError`, not at its deadl
 
 from __future__ import annotations
 
+import math
+import random
 import statistics
 import time
 from collections import deque
@@ -33,11 +35,21 @@ R = TypeVar("R")
 
 @attrs.frozen
 class PollSchedule:
-    """When to poll: `first_s`, doubling up to `max_s` (the caller's `poll_interval_s`).
+    """When to poll. `max_s` is the caller's `poll_interval_s`, and it is a promise: a wait
+    polls at least at every `origin + k * max_s` (the grid of the wait's first poll), so no
+    schedule ever sees a change later than a plain poller at that interval would.
+
+    `backoff` adds cheap early polls between grid points: `first_s`, growing by `growth`, up
+    to the grid. It is meant for the moment right after our own POST (a hot-load), when
+    completion may come at any time; a plain wait polls on the grid only.
 
     With `expected_at` (a clock time at which the condition is predicted to hold), the first
     poll lands on it and later ones follow at half the overshoot so far (at least `dense_s`
-    apart), so completion is seen promptly for about the cost of a fixed-interval poller.
+    apart), still never later than the grid, so completion is seen promptly for about the
+    cost of a fixed-interval poller.
+
+    `origin` is the grid's start; the poll hub sets it to the wait's first poll. Without it
+    the grid is `max_s` after each poll.
     """
 
     max_s: float
@@ -45,6 +57,8 @@ class PollSchedule:
     growth: float = 2.0
     expected_at: float | None = None
     dense_s: float = 0.1
+    backoff: bool = True
+    origin: float | None = None
 
     def gap(self, index: int) -> float:
         return min(self.max_s, self.first_s * (self.growth ** min(index, 64)))
@@ -56,17 +70,26 @@ class PollSchedule:
             return min(self.expected_at, now + self.max_s)
         return now
 
+    def grid_after(self, started: float) -> float:
+        """The first grid point after a poll that started at `started` (not closer than half
+        of `first_s`, so a poll pulled just before a grid point is not followed by another)."""
+        if self.origin is None:
+            return started + self.max_s
+        closest = started + min(self.first_s, self.max_s) / 2
+        k = math.floor((closest - self.origin) / self.max_s) + 1
+        return self.origin + k * self.max_s
+
     def next_at(self, started: float, index: int) -> float:
         """When to poll next, after a poll that started at `started` (the `index`-th)."""
-        backoff = started + self.gap(index)
+        grid = self.grid_after(started)
         expected = self.expected_at
         if expected is None:
-            return backoff
+            return min(started + self.gap(index), grid) if self.backoff else grid
         if started < expected:
-            return min(expected, started + self.max_s)
+            return min(expected, grid)
         # Late: poll again after half the overshoot so far (at least dense_s), so a load that is
         # a little late is seen at once and one that is much later costs few polls.
-        return min(started + max(self.dense_s, (started - expected) / 2), started + self.max_s)
+        return min(started + max(self.dense_s, (started - expected) / 2), grid)
 
 
 @attrs.frozen
@@ -89,33 +112,55 @@ def describe_last(last: Observation[Any] | None) -> str:
 
 class _Channel:
     __slots__ = (
+        "calm",
         "changed",
         "gap_index",
         "latest",
         "leader",
         "next_fetch_at",
+        "origin",
         "version",
         "waiters",
         "wake",
     )
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, first_at: float, *, calm: bool) -> None:
         self.latest: Observation[object] | None = None
         self.version = 0
         self.changed = anyio.Event()
         self.wake = anyio.Event()
         self.leader = False
-        self.next_fetch_at = now
+        self.next_fetch_at = first_at
+        #: The start of the poll grid (the first poll), and whether the extra early polls are
+        #: off because many waits were active when this one began.
+        self.origin = first_at
+        self.calm = calm
         self.gap_index = 0
         self.waiters = 0
 
 
 class PollHub:
-    """Shared poll loops keyed by what they poll. One per manager, used on its event loop."""
+    """Shared poll loops keyed by what they poll. One per manager, used on its event loop.
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    While `spread_above` or more loops are active, a new loop's first poll is spread at random
+    over its first interval (unless it polls at a predicted completion) and it makes no extra
+    early polls, so thousands of waits started together do not all poll at the same instants;
+    a lone wait still polls at once.
+    """
+
+    SPREAD_ABOVE = 64
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        spread_above: int = SPREAD_ABOVE,
+        rng: random.Random | None = None,
+    ) -> None:
         self._clock = clock
         self._channels: dict[Hashable, _Channel] = {}
+        self._spread_above = spread_above
+        self._random = rng or random.Random()  # noqa: S311 (jitter, not a secret)
         #: Fetches made, for tests and benchmarks.
         self.fetches = 0
 
@@ -142,16 +187,24 @@ class PollHub:
         now = self._clock()
         channel = self._channels.get(key)
         if channel is None:
-            channel = self._channels[key] = _Channel(schedule.first_at(now))
+            busy = len(self._channels) >= self._spread_above
+            first = schedule.first_at(now)
+            if busy and schedule.expected_at is None:
+                first += self._random.random() * schedule.max_s
+            channel = self._channels[key] = _Channel(first, calm=busy)
+        else:
+            # Later waiters (threads of the sync facade arrive one by one) pull the next poll
+            # no closer than first_s, so M joiners cost one fetch, not M.
+            soon = now + schedule.first_s
+            if channel.next_fetch_at > soon:
+                channel.next_fetch_at = soon
+                channel.gap_index = 0
+                _fire(channel, "wake")
         channel.waiters += 1
-        # The first waiter polls at once (or at the predicted completion); later ones (threads
-        # of the sync facade arrive one by one) pull the next poll no closer than first_s, so M
-        # joiners cost one fetch, not M.
-        soon = schedule.first_at(now) if channel.waiters == 1 else now + schedule.first_s
-        if channel.next_fetch_at > soon:
-            channel.next_fetch_at = soon
-            channel.gap_index = 0
-            _fire(channel, "wake")
+        if schedule.origin is None:
+            schedule = attrs.evolve(schedule, origin=channel.origin)
+        if channel.calm and schedule.backoff:
+            schedule = attrs.evolve(schedule, backoff=False)
         joined = now
         seen = -1
         last: Observation[T] | None = None

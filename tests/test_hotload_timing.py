@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from fireworks_deploy import AsyncDeploymentManager, DeploymentConfig
@@ -98,3 +100,38 @@ async def test_repeated_deltas_learn_the_servers_hotload_time() -> None:
         predicted = manager._hotloads.timing.predict("d1", True)
     assert predicted is not None
     assert 0.15 <= predicted <= 0.9
+
+
+class TestIntervalGrid:
+    def test_backoff_never_passes_the_interval_grid(self) -> None:
+        """Early polls are extra: a poll still lands on every origin + k * interval, so the
+        schedule never sees a change later than a plain poller at the caller's interval."""
+        schedule = PollSchedule(1.0, origin=10.0)
+        at, index, polls = 10.0, 0, [10.0]
+        while at < 14.0:
+            at = schedule.next_at(at, index)
+            index += 1
+            polls.append(round(at, 6))
+        assert {11.0, 12.0, 13.0, 14.0} <= set(polls)
+        assert all(b - a <= 1.0 + 1e-9 for a, b in itertools.pairwise(polls))
+
+    def test_without_backoff_polls_only_on_the_grid(self) -> None:
+        """A plain wait (no POST of ours) polls at origin + k * interval, even after a late
+        poll."""
+        schedule = PollSchedule(5.0, backoff=False, origin=10.0)
+        assert schedule.next_at(10.0, 0) == 15.0
+        assert schedule.next_at(15.3, 1) == 20.0
+
+    def test_prediction_stays_on_the_grid(self) -> None:
+        """A predicted completion far off does not stretch a gap past the grid."""
+        schedule = PollSchedule(2.0, expected_at=30.0, origin=10.0)
+        assert schedule.next_at(10.5, 0) == 12.0
+
+    def test_gentle_first_load_backoff_is_late_by_under_a_third(self) -> None:
+        """The first load's back-off (growth 1.3) sees a 1 s load within ~0.35 s."""
+        schedule = PollSchedule(5.0, growth=1.3, origin=0.0)
+        at, index = 0.0, 0
+        while at < 1.0:
+            at = schedule.next_at(at, index)
+            index += 1
+        assert at - 1.0 <= 0.35

@@ -635,19 +635,21 @@ class TestWaitForReady:
             await manager.wait_for_ready("d", timeout_s=1.5, **FAST)
         assert info.value.last_status.state == "UPDATING"
 
-    async def test_first_poll_soon(
+    async def test_polls_on_the_interval_grid(
         self, manager: AsyncDeploymentManager, router: respx.Router
     ) -> None:
-        """The second poll comes soon even with a long poll_interval_s."""
-        router.get(dep_path("d")).mock(
+        """A plain wait polls at once, then on the caller's interval (no extra early polls:
+        it follows no POST of ours), so a change is seen by the next interval's poll."""
+        route = router.get(dep_path("d")).mock(
             side_effect=sequence(
                 httpx.Response(200, json=deployment_json("d", "UPDATING")),
                 httpx.Response(200, json=deployment_json("d", "READY")),
             )
         )
         started = time.monotonic()
-        await manager.wait_for_ready("d", timeout_s=60, poll_interval_s=30)
-        assert time.monotonic() - started < 5
+        await manager.wait_for_ready("d", timeout_s=60, poll_interval_s=1)
+        assert time.monotonic() - started < 10
+        assert route.call_count == 2
 
     @pytest.mark.parametrize("status", [401, 403])
     async def test_probe_auth_error_fails_fast(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import anyio
@@ -9,7 +10,7 @@ import anyio.lowlevel
 import pytest
 
 from fireworks_deploy._config import Deadline
-from fireworks_deploy._polling import Observation, PollHub, PollSchedule
+from fireworks_deploy._polling import Observation, PollHub, PollSchedule, _Channel
 
 
 class WaitTimeoutError(Exception):
@@ -323,3 +324,47 @@ class TestOutcomes:
         with pytest.raises(WaitTimeoutError):
             await wait(hub, source, never, timeout_s=1.0)
         assert source.calls >= 3
+
+
+class TestSpreading:
+    async def test_many_waits_spread_their_first_polls(self) -> None:
+        """While many waits are active, a new one's first poll is spread over the interval
+        (no burst at t=0); a lone wait polls at once. Counted on a fake clock."""
+        now = [100.0]
+        hub = PollHub(clock=lambda: now[0], spread_above=2, rng=random.Random(7))
+        firsts: list[float] = []
+
+        async def fetch(_: Deadline) -> int:
+            firsts.append(now[0])
+            return 1
+
+        def done(obs: Observation[int]) -> int | None:
+            return obs.value
+
+        async def one(key: str) -> None:
+            await hub.wait(
+                key,
+                fetch,
+                done,
+                deadline=Deadline(30),
+                schedule=PollSchedule(5.0, backoff=False),
+                on_timeout=lambda _: TimeoutError(),
+            )
+
+        # Hold two channels open, then start a third: it is spread, not immediate.
+        channels = hub._channels
+        channels["a"] = _Channel(1e9, calm=False)
+        channels["b"] = _Channel(1e9, calm=False)
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(one, "c")
+                await anyio.lowlevel.checkpoint()
+                spread = hub._channels["c"]
+                assert spread.calm
+                assert 100.0 < spread.next_fetch_at < 105.0
+                spread.next_fetch_at = now[0]  # let it run now
+                spread.wake.set()
+        del channels["a"], channels["b"]
+        with anyio.fail_after(10):
+            await one("d")
+        assert firsts[-1] == 100.0  # a lone wait's first poll is prompt
