@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
@@ -131,15 +132,24 @@ async def wait_for_ready_many(
     *,
     return_exceptions: bool,
 ) -> FleetResult[DeploymentInfo]:
-    """One list read (per page of 200) per poll covers the whole fleet; CREATING ones are probed."""
+    """One list read (per page of 200) per poll covers the whole fleet; CREATING ones are probed.
+
+    Rounds keep the caller's interval grid. A CREATING deployment whose list entry shows a
+    ready replica is probed every round; the others share a budget of a tenth of the fleet
+    per round, least recently probed first, so probes stay near the list reads in number.
+    """
     started = time.monotonic()
+    grid = attrs.evolve(schedule, backoff=False, expected_at=None, origin=started)
     outcomes: dict[str, Outcome[DeploymentInfo]] = {}
     last_seen: dict[str, DeploymentInfo] = {}
     pending = set(ids)
+    probed_round: dict[str, int] = {}
+    budget = max(1, math.ceil(len(ids) * PROBE_SHARE))
     poll = 0
     errors = PollErrors()
     while pending:
-        gap = schedule.gap(poll)
+        round_at = time.monotonic()
+        gap = grid.next_at(round_at, poll) - round_at
         poll += 1
         try:
             listed = {
@@ -155,9 +165,13 @@ async def wait_for_ready_many(
         else:
             errors.ok()
             last_seen.update({i: listed[i] for i in pending if i in listed})
-            creating = [
-                i for i in pending if i in listed and listed[i].state == DeploymentState.CREATING
-            ]
+            creating = _to_probe(
+                [i for i in pending if i in listed and listed[i].state == DeploymentState.CREATING],
+                listed,
+                probed_round,
+                budget,
+            )
+            probed_round.update(dict.fromkeys(creating, poll))
             probes: dict[str, bool] = {}
             probe_errors: dict[str, Exception] = {}
 
@@ -196,6 +210,26 @@ async def wait_for_ready_many(
             ),
         )
     return _finish(ids, outcomes, started, "wait_for_ready_many", return_exceptions)
+
+
+#: The share of a fleet probed per round among CREATING deployments with no ready replica.
+PROBE_SHARE = 0.1
+
+
+def _to_probe(
+    creating: list[str],
+    listed: Mapping[str, DeploymentInfo],
+    probed_round: Mapping[str, int],
+    budget: int,
+) -> list[str]:
+    """Which CREATING deployments to probe this round: every one the list shows with a ready
+    replica, then up to `budget` others, least recently probed (never probed first)."""
+    likely = [i for i in creating if (listed[i].replica_count or 0) > 0]
+    others = sorted(
+        (i for i in creating if (listed[i].replica_count or 0) <= 0),
+        key=lambda i: (probed_round.get(i, 0), i),
+    )
+    return likely + others[:budget]
 
 
 async def _probe_into(
