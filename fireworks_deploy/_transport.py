@@ -28,8 +28,11 @@ default rule above.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.metadata
 import importlib.util
 import os
+import re
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     import aiohttp
 
 __all__ = [
+    "MIN_AIOHTTP",
     "TRANSPORT_ENV",
     "AiohttpTransport",
     "aiohttp_available",
@@ -55,9 +59,21 @@ TRANSPORT_ENV = "FIREWORKS_DEPLOY_TRANSPORT"
 _CHOICES = ("auto", "httpcore", "aiohttp")
 
 
+#: The oldest aiohttp with the exceptions `_mapped_errors` reads (ConnectionTimeoutError, ...).
+MIN_AIOHTTP = (3, 10)
+
+
+@functools.cache
 def aiohttp_available() -> bool:
-    """Whether aiohttp can be imported (the `fast` extra is installed)."""
-    return importlib.util.find_spec("aiohttp") is not None
+    """Whether aiohttp (`MIN_AIOHTTP` or newer) is installed: the `fast` extra."""
+    if importlib.util.find_spec("aiohttp") is None:
+        return False
+    try:
+        found = importlib.metadata.version("aiohttp")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    parts = tuple(int(p) for p in re.findall(r"\d+", found)[:2])
+    return parts >= MIN_AIOHTTP
 
 
 def transport_choice(env: Mapping[str, str] | None = None) -> str:
