@@ -16,6 +16,7 @@ from ._config import Deadline
 from ._errors import (
     APIConnectionError,
     APIStatusError,
+    APITimeoutError,
     NotFireworksAPIError,
     ResponseValidationError,
     ServerUnreachableError,
@@ -57,7 +58,8 @@ async def read_back(read: Callable[[], Awaitable[T]], lost: Exception) -> T:
     """Read what a request whose outcome is unknown did (a GET, or a hot-load status).
 
     An unreadable answer is read again a few times; if the read cannot get through at all,
-    the original request's own failure is what the caller sees.
+    the original request's own failure is what the caller sees (unless that was a mere
+    timeout and the read could not even connect: then the refusal is).
     """
     for attempt in range(READ_BACK_ATTEMPTS):
         try:
@@ -68,6 +70,9 @@ async def read_back(read: Callable[[], Awaitable[T]], lost: Exception) -> T:
         except (APIConnectionError, APIStatusError) as unreachable:
             if not is_transient(unreachable, not_found_ok=True):
                 raise
+            if isinstance(lost, APITimeoutError) and never_sent(unreachable):
+                # The POST only timed out; the read could not even connect: that says more.
+                raise unreachable from lost
             raise lost from unreachable
     raise AssertionError("unreachable")
 

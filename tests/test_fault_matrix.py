@@ -534,7 +534,7 @@ ROWS: list[Row] = [
             hotload_and_wait_many="FleetError[APIConnectionError]",
         ),
         deadline=3.0,  # room for a first answer on a loaded machine
-        attempt_s=0.3,
+        attempt_s=1.0,
         transports=("loopback",),
     ),
     Row(
