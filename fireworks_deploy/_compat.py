@@ -308,7 +308,7 @@ async def _wait_for_deployment(
         fetch,
         evaluate,
         deadline=deadline,
-        schedule=PollSchedule(poll_interval_s),
+        schedule=PollSchedule(poll_interval_s, backoff=False),
         on_timeout=on_timeout,
         retry_after=error_retry_after,
     )
