@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,12 @@ def peak_rss_mb() -> float:
 
 def run_async(func: Callable[[], Awaitable[T]]) -> T:
     return anyio.run(func, backend="asyncio")
+
+
+def use_httpcore() -> None:
+    """Make managers created from now on in this (per-run) process use httpx's own transport,
+    not the aiohttp one they pick by default when aiohttp is installed."""
+    os.environ["FIREWORKS_DEPLOY_TRANSPORT"] = "httpcore"
 
 
 def async_manager(base_url: str, **kwargs: Any) -> AsyncDeploymentManager:

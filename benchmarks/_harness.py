@@ -40,9 +40,9 @@ PEERS: dict[str, Peer] = {
     p.key: p
     for p in (
         Peer("async", "fireworks_deploy AsyncDeploymentManager"),
+        Peer("async_httpcore", "AsyncDeploymentManager, FIREWORKS_DEPLOY_TRANSPORT=httpcore"),
         Peer("async_each", "fireworks_deploy async, one wait_for_ready per deployment"),
         Peer("sync", "fireworks_deploy DeploymentManager (sync facade)"),
-        Peer("async_aiohttp", "AsyncDeploymentManager, transport=httpx_aiohttp.AiohttpTransport()"),
         Peer(
             "official_threads",
             "official DeploymentManager on a thread pool (one thread per item)",

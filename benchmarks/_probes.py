@@ -6,12 +6,12 @@ concurrency gate) and when the fetch ended. Slip = sent - due. A fetch that fire
 without its request ever being sent (its deadline passed while it queued) is *expired unsent*.
 
 - The bare floors (`scale` scenario) run their own loops and fill records directly.
-- Our manager is observed without changing its behaviour: `OurPollProbe` wraps the fetch that
-  each `wait_*` hands to the manager's shared poll hub and replays the manager's own
-  `PollSchedule` (its `first_at` / `next_at`) to know when each fetch was due; `send_stamps()`
-  wraps `httpx.AsyncClient.send` in this worker process to stamp the send. These read private
-  attributes (`manager._hub.wait`); if the SDK changes shape, `install` says why and the slip
-  is reported as not measured, never guessed.
+- Our manager is observed without changing its behaviour: `OurPollProbe` wraps the fetch and
+  the evaluation that each `wait_*` hands to the manager's shared poll hub and reads the hub's
+  own schedule for that key (when each fetch was due); `send_stamps()` wraps
+  `httpx.AsyncClient.send` in this worker process to stamp the send. These read private
+  attributes (`manager._hub.wait`, `manager._hub._channels`); if the SDK changes shape, the
+  probe says why and the slip is reported as not measured, never guessed.
 """
 
 from __future__ import annotations
@@ -79,7 +79,15 @@ def send_stamps() -> None:
 
 
 class OurPollProbe:
-    """Records every status fetch of one `AsyncDeploymentManager` (see the module docstring)."""
+    """Records every status fetch of one `AsyncDeploymentManager` (see the module docstring).
+
+    The due time of each fetch is the manager's own: its poll hub keeps, per polled key, a
+    channel whose `origin` is the wait's first scheduled poll and whose `next_fetch_at` is the
+    next one (set when a fetch starts, adjusted by a Retry-After or an unreachable host before
+    the waiter evaluates the result). The probe reads `origin` at the first fetch and
+    `next_fetch_at` when the waiter evaluates each result. Exact for one waiter per key (the
+    scale scenario); a waiter joining an existing poll loop can move the next fetch earlier.
+    """
 
     def __init__(self) -> None:
         self.records: list[PollRecord] = []
@@ -88,42 +96,47 @@ class OurPollProbe:
     def install(self, manager: Any) -> bool:
         hub: Any = getattr(manager, "_hub", None)
         wait = getattr(hub, "wait", None)
-        if hub is None or wait is None:
-            self.unavailable = "the manager has no poll hub (`_hub.wait`)"
+        channels = getattr(hub, "_channels", None)
+        if hub is None or wait is None or not isinstance(channels, dict):
+            self.unavailable = "the manager has no poll hub (`_hub.wait`, `_hub._channels`)"
             return False
-        params = inspect.signature(wait).parameters
-        if "fetch" not in params or "schedule" not in params:
-            self.unavailable = f"`_hub.wait` now takes {list(params)}"
+        params = list(inspect.signature(wait).parameters)
+        if params[:3] != ["key", "fetch", "evaluate"]:
+            self.unavailable = f"`_hub.wait` now takes {params}"
             return False
         records = self.records
         clock = time.monotonic
+        probe = self
 
         async def probed_wait(
-            key: Any, fetch: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+            key: Any,
+            fetch: Callable[..., Awaitable[Any]],
+            evaluate: Callable[[Any], Any],
+            *args: Any,
+            **kwargs: Any,
         ) -> Any:
-            schedule = kwargs["schedule"]
-            if not (hasattr(schedule, "first_at") and hasattr(schedule, "next_at")):
-                self.unavailable = f"the poll schedule {type(schedule).__name__} changed shape"
-                return await wait(key, fetch, *args, **kwargs)
-            joined = clock()
-            index = 0
-            previous = joined
+            due: list[float | None] = [None]
+
+            def scheduled(name: str) -> float | None:
+                value = getattr(channels.get(key), name, None)
+                if not isinstance(value, float):
+                    probe.unavailable = f"the poll channel has no float `{name}`"
+                    return None
+                return value
 
             async def probed_fetch(*fetch_args: Any, **fetch_kwargs: Any) -> Any:
-                nonlocal index, previous
                 fired = clock()
-                if index == 0:
-                    due = schedule.first_at(joined)
-                else:
-                    due = schedule.next_at(previous, index - 1)
-                index += 1
-                previous = fired
-                record = PollRecord(due, fired)
+                when = due[0] if due[0] is not None else scheduled("origin")
+                record = PollRecord(fired if when is None else when, fired)
                 records.append(record)
                 with polling(record):
                     return await fetch(*fetch_args, **fetch_kwargs)
 
-            return await wait(key, probed_fetch, *args, **kwargs)
+            def probed_evaluate(observation: Any) -> Any:
+                due[0] = scheduled("next_fetch_at")
+                return evaluate(observation)
+
+            return await wait(key, probed_fetch, probed_evaluate, *args, **kwargs)
 
         hub.wait = probed_wait
         send_stamps()

@@ -31,7 +31,7 @@ def main() -> None:
         from . import _zygote, scenarios
 
         assert scenarios.SCENARIOS  # every scenario module imported before the first fork
-        for optional in ("aiohttp", "httpx_aiohttp"):
+        for optional in ("aiohttp",):
             with contextlib.suppress(ImportError):
                 importlib.import_module(optional)
         _zygote.serve(handle)

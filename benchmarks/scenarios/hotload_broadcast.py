@@ -2,7 +2,7 @@
 
 Deployments are created ready (no boot) by the side channel. Each hot-load takes a duration
 drawn per replica from [load_min, load_max]. Every client waits with the official client's
-fixed 5 s hot-load poll interval (ours: `poll_interval_s=5`, its back-off ceiling).
+fixed 5 s hot-load poll interval (ours: `poll_interval_s=5`).
 """
 
 from __future__ import annotations

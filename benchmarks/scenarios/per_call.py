@@ -2,8 +2,9 @@
 
 Our async manager, our sync facade and the official client's `get`, against the floors: a bare
 `httpx.Client.get` and a bare pooled `httpx.AsyncClient.get` of the same URL (each decodes the
-JSON, as every SDK does), and a bare aiohttp session (the fast floor). Also our async manager
-on `httpx_aiohttp.AiohttpTransport()` through the public `transport=` argument. Reported: wall
+JSON, as every SDK does), and a bare aiohttp session (the fast floor). Our managers use their
+default transport (aiohttp when installed); ours forced onto httpx's own transport
+(`FIREWORKS_DEPLOY_TRANSPORT=httpcore`) is measured too. Reported: wall
 µs/call and client CPU µs/call (process CPU, all threads, so the sync facade's event-loop
 thread counts). Repeats are interleaved across peers, so a busy neighbour hits all alike.
 """
@@ -14,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from .._clients import API_KEY, Stopwatch, async_manager, run_async, sync_manager
+from .._clients import API_KEY, Stopwatch, async_manager, run_async, sync_manager, use_httpcore
 from .._harness import Measurement, Run
 from .._types import Mode, Row, Target, find
 
@@ -23,7 +24,7 @@ TITLE = "Per-call cost of get (one in flight)"
 X_LABEL = "calls"
 DEPLOYMENT = "pc-00000"
 WARMUP = 50
-PEERS = ("httpx_sync", "httpx_async", "aiohttp", "async", "async_aiohttp", "sync")
+PEERS = ("httpx_sync", "httpx_async", "aiohttp", "async", "async_httpcore", "sync")
 #: The sync facade's CPU per call, at most this times the official client's.
 SYNC_VS_OFFICIAL = 1.25
 #: Our async manager's CPU per call, at most this times a bare pooled httpx.AsyncClient's.
@@ -76,14 +77,14 @@ def targets(rows: list[Row], mode: Mode) -> list[Target]:
                 ours <= ASYNC_VS_FLOOR * floor,
             )
         )
-    aio, bare_aio = cpu("async_aiohttp"), cpu("aiohttp")
-    if ours is not None and aio is not None:
+    core, bare_aio = cpu("async_httpcore"), cpu("aiohttp")
+    if ours is not None and core is not None:
         found.append(
             Target(
                 NAME,
-                "(no target) ours on httpx-aiohttp's transport vs ours on httpx",
-                f"{aio:.0f} vs {ours:.0f} µs CPU/call ({ours / aio:.2f}x less); bare aiohttp "
-                f"{_num(bare_aio)} vs bare httpx.AsyncClient {_num(floor)}",
+                "(no target) ours on its default transport vs ours forced onto httpcore",
+                f"{ours:.0f} vs {core:.0f} µs CPU/call ({core / ours:.2f}x); bare aiohttp "
+                f"{_num(bare_aio)}, bare httpx.AsyncClient {_num(floor)}",
                 None,
             )
         )
@@ -171,21 +172,9 @@ def client_async(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
     return run_async(_manager_calls({}, base_url, params))
 
 
-def client_async_aiohttp(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        return {"skipped": "httpx-aiohttp not installed", "wall_s": 0.0, "cpu_s": 0.0}
-
-    async def main() -> dict[str, Any]:
-        transport = AiohttpTransport()
-        async with transport:
-            result: dict[str, Any] = await _manager_calls(
-                {"transport": transport}, base_url, params
-            )()
-            return result
-
-    return run_async(main)
+def client_async_httpcore(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
+    use_httpcore()
+    return run_async(_manager_calls({}, base_url, params))
 
 
 def client_sync(base_url: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -11,15 +11,18 @@
   p50/p99/max) and fetches expired unsent (started, but their deadline passed before the
   request was sent). See `benchmarks/_probes.py`.
 
-The floors run the same workload with the schedule our README documents (first poll at once,
-then 0.1 s apart doubling up to the interval, each gap counted from the previous poll's start),
-the same completion check (every replica serves the snapshot), and the same bound on requests
-in flight as our manager's default (`max_concurrency=32`), on pooled keep-alive connections:
-bare `httpx.AsyncClient` (the floor) and bare `aiohttp.ClientSession` (the fast floor).
+The floors do the same work as plain pollers: the first poll at once, then one on every point
+of the wait's grid (start + k * interval), the same completion check (every replica serves the
+snapshot), and the same bound on requests in flight as our manager's default
+(`max_concurrency=32`), on pooled keep-alive connections: bare `httpx.AsyncClient` (the floor)
+and bare `aiohttp.ClientSession` (the fast floor). Our manager polls a plain wait on such a
+grid too, but spreads the first polls at random over the first interval while many waits are
+active; its slip is measured against its own schedule (`benchmarks/_probes.py`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,7 +32,7 @@ import httpx
 
 from fireworks_deploy import FireworksError, HotloadTimeoutError
 
-from .._clients import API_KEY, BASE_MODEL, Stopwatch, async_manager, ids, run_async
+from .._clients import API_KEY, BASE_MODEL, Stopwatch, async_manager, ids, run_async, use_httpcore
 from .._harness import Measurement, Run
 from .._probes import CpuSampler, OurPollProbe, PollRecord, polling, send_stamps, summarize
 from .._types import Mode, Row, Target, find
@@ -41,15 +44,13 @@ THROUGHPUT_N = 256
 STRETCH_N = 30_000
 #: Our manager's default `max_concurrency`; the floors get the same bound on requests in flight.
 IN_FLIGHT = 32
-#: The documented schedule: the first gap, doubling up to the interval.
-FIRST_GAP_S = 0.1
 IDENTITY = "scale-1"
 #: Each wait's timeout: the load, plus this many poll intervals (a wait still running then has
 #: not completed; this also bounds how long a collapsing run can take).
 WAIT_SLACK_INTERVALS = 6
 #: The throughput runs are short; the long runs are never repeated.
 MAX_REPEATS = 2
-PEERS = ("httpx_async", "aiohttp", "async", "async_aiohttp")
+PEERS = ("httpx_async", "aiohttp", "async", "async_httpcore")
 #: The 10,000-wait targets.
 MAX_CORES = 0.4
 MAX_SLIP_P99_S = 1.0
@@ -69,7 +70,7 @@ def plan(mode: Mode) -> list[Run]:
     throughput = {"n": THROUGHPUT_N, "prefix": "sc", "window_s": window, "kind": "throughput"}
     runs = [Run(NAME, peer, THROUGHPUT_N, throughput, busy, busy_setup) for peer in PEERS]
     s = waits_settings(mode)
-    # Full mode leaves ours on httpx-aiohttp out of the long runs (it has its quick-size run).
+    # Full mode leaves ours on httpcore out of the long runs (it has its quick-size run).
     sizes: list[tuple[int, tuple[str, ...]]] = [(s["n"], PEERS)]
     if not mode.quick:
         sizes = [(s["n"], PEERS[:3]), (STRETCH_N, ("async",))]
@@ -115,7 +116,7 @@ def targets(rows: list[Row], mode: Mode) -> list[Target]:
         for peer, label in (
             ("httpx_async", "bare httpx"),
             ("aiohttp", "bare aiohttp"),
-            ("async_aiohttp", "ours on httpx-aiohttp"),
+            ("async_httpcore", "ours on httpcore"),
         ):
             row = find(rows, NAME, peer, THROUGHPUT_N)
             if row is not None and row.get("polls_per_cpu_s"):
@@ -145,7 +146,7 @@ def _wait_targets(
     size = f"{n:,} waits at {s['poll_s']:g} s"
     label = f" (quick: {size})" if mode.quick else ""
     floors = {
-        peer: find(rows, NAME, peer, n) for peer in ("httpx_async", "aiohttp", "async_aiohttp")
+        peer: find(rows, NAME, peer, n) for peer in ("httpx_async", "aiohttp", "async_httpcore")
     }
 
     def others(key: str, fmt: str) -> str:
@@ -154,7 +155,7 @@ def _wait_targets(
             for peer, name in (
                 ("httpx_async", "bare httpx"),
                 ("aiohttp", "bare aiohttp"),
-                ("async_aiohttp", "ours on httpx-aiohttp"),
+                ("async_httpcore", "ours on httpcore"),
             )
             if (row := floors[peer]) is not None and row.get(key) is not None
         ]
@@ -205,9 +206,7 @@ def _wait_targets(
             f"{cores:.2f} cores{steady_text}, {big.get('cpu_us_per_poll') or 0:.0f} µs CPU/poll"
             + others("cores", "{:.2f}"),
             cores <= MAX_CORES,
-            "the documented back-off (0.1 s, doubling up to the interval) has every fresh wait "
-            "poll 9 times in its first 25 s at a 15 s interval (6 in 3 s at 2 s): the start "
-            "is a burst; 'after the first two intervals' is the steady state",
+            "'after the first two intervals' leaves out the start, when every wait begins",
         ),
         Target(
             NAME,
@@ -282,7 +281,8 @@ async def _floor_throughput(get: Getter, base_url: str, params: dict[str, Any]) 
 
 
 async def _floor_waits(get: Getter, base_url: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The documented schedule, one task per wait, `IN_FLIGHT` requests at a time."""
+    """A plain poller per wait: at once, then on the grid joined + k * interval (a late poll
+    skips the grid points it missed); `IN_FLIGHT` requests at a time."""
     url = f"{base_url}/hot_load/v1/models/hot_load"
     gate = anyio.Semaphore(IN_FLIGHT)
     records: list[PollRecord] = []
@@ -295,7 +295,7 @@ async def _floor_waits(get: Getter, base_url: str, params: dict[str, Any]) -> di
         clock = time.monotonic
         joined = clock()
         deadline = joined + float(params["timeout_s"])
-        due, index = joined, 0
+        due = joined
         while True:
             delay = due - clock()
             if delay > 0:
@@ -313,8 +313,8 @@ async def _floor_waits(get: Getter, base_url: str, params: dict[str, Any]) -> di
                 return
             if clock() >= deadline:
                 return
-            due = fired + min(interval, FIRST_GAP_S * 2**index)
-            index += 1
+            # the next point of the wait's grid (joined + k * interval) after this poll
+            due = joined + (math.floor((fired - joined) / interval) + 1) * interval
 
     with CpuSampler() as cpu, Stopwatch() as sw:
         async with anyio.create_task_group() as tg:
@@ -370,17 +370,12 @@ def client_aiohttp(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
     return run_async(main)
 
 
-def client_async_aiohttp(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        return {"skipped": "httpx-aiohttp not installed", "wall_s": 0.0, "cpu_s": 0.0}
-    return client_async(base_url, params, transport=AiohttpTransport)
+def client_async_httpcore(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
+    use_httpcore()
+    return client_async(base_url, params)
 
 
-def client_async(
-    base_url: str, params: dict[str, Any], transport: type[Any] | None = None
-) -> dict[str, Any]:
+def client_async(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
     names = ids(params["prefix"], params["n"])
     throughput = params["kind"] == "throughput"
     identity = "never" if throughput else IDENTITY
@@ -391,8 +386,7 @@ def client_async(
 
     async def main() -> dict[str, Any]:
         nonlocal completed
-        kwargs = {} if transport is None else {"transport": transport()}
-        async with async_manager(base_url, **kwargs) as m:
+        async with async_manager(base_url) as m:
             await m.resolve_account_id()
             probe = OurPollProbe()
             if not throughput:
