@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import warnings
 import weakref
 
 import httpx
 
-from ._errors import InsecureTransportWarning, redact_text
+from ._errors import MIN_SEARCHED_SECRET_LEN, InsecureTransportWarning, redact_text
 
 __all__ = ["InsecureTransportCheck", "is_loopback", "may_quote_key", "redact_in_logs"]
 
@@ -69,8 +70,19 @@ def redact_in_logs(owner: object, secret: str) -> None:
 
 
 def may_quote_key(content: bytes, secret: str) -> bool:
-    """Cheap pre-check before walking a 2xx body for the key (escapes could hide it)."""
-    return secret.encode() in content or b"\\" in content
+    """Cheap pre-check before walking a 2xx body for the key (escapes could hide it).
+
+    A short key is redacted only where a whole value is the key (or `Bearer <key>`), so only
+    such a JSON string can need the walk: a one-letter key found in every body must not make
+    every answer pay for it.
+    """
+    if b"\\" in content:
+        return True
+    key = secret.encode()
+    if len(secret) >= MIN_SEARCHED_SECRET_LEN:
+        return key in content
+    whole_value = rb'"\s*(?:[Bb][Ee][Aa][Rr][Ee][Rr]\s+)?' + re.escape(key) + rb'\s*"'
+    return re.search(whole_value, content) is not None
 
 
 def is_loopback(host: str) -> bool:

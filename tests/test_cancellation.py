@@ -93,6 +93,9 @@ def busy_connections(fw: AsyncDeploymentManager) -> int:
     """Pooled connections that are neither idle nor closed (a request still on them)."""
     busy = 0
     for client in fw._http._clients.values():
+        session = getattr(client._transport, "_session", None)  # the aiohttp transport
+        if session is not None:
+            busy += len(session.connector._acquired)
         pool = getattr(client._transport, "_pool", None)
         for conn in getattr(pool, "connections", []):
             if not (conn.is_idle() or conn.is_closed()):

@@ -28,6 +28,7 @@ from fireworks_deploy import (
 )
 from fireworks_deploy._config import Secret, resolve_api_key
 from fireworks_deploy._errors import InsecureTransportWarning
+from fireworks_deploy._transport import AiohttpTransport
 from fireworks_deploy.local import Fault, LocalControlPlane, LocalServer
 
 KEY = "fw-SUPER-SECRET-9d8c7b6a5f4e"
@@ -231,28 +232,38 @@ def test_cli_output_never_shows_the_key(
     assert_no_key_in_logs(all_logs)
 
 
-def ssl_context(fw: AsyncDeploymentManager, url: str) -> ssl.SSLContext:
+def ssl_context(fw: AsyncDeploymentManager, url: str) -> ssl.SSLContext | None:
+    """The TLS context the manager's transport uses for `url` (None: TLS verification off)."""
     client = fw._http._client_for(httpx.URL(url))
-    context: ssl.SSLContext = client._transport._pool._ssl_context  # type: ignore[attr-defined]
+    transport = client._transport
+    if isinstance(transport, AiohttpTransport):  # the `fast` extra: False means "do not verify"
+        setting = transport._ssl
+        return setting if isinstance(setting, ssl.SSLContext) else None
+    context: ssl.SSLContext = transport._pool._ssl_context  # type: ignore[attr-defined]
     return context
+
+
+def verifies(context: ssl.SSLContext | None) -> bool:
+    return (
+        context is not None and context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    )
 
 
 @pytest.mark.parametrize("url", ["https://api.fireworks.ai", "https://127.0.0.1:8443"])
 async def test_tls_is_verified_by_default(url: str) -> None:
     """https is verified by default, even for an IP literal (unlike the official client)."""
     async with AsyncDeploymentManager(api_key=KEY, base_url=url) as fw:
-        context = ssl_context(fw, url)
-        assert context.verify_mode == ssl.CERT_REQUIRED
-        assert context.check_hostname
+        assert verifies(ssl_context(fw, url))
 
 
 async def test_tls_verification_off_only_when_asked() -> None:
     """verify_ssl=False turns verification off; True and None keep it on."""
     url = "https://api.fireworks.ai"
     async with AsyncDeploymentManager(api_key=KEY, base_url=url, verify_ssl=False) as fw:
-        assert ssl_context(fw, url).verify_mode == ssl.CERT_NONE
+        context = ssl_context(fw, url)
+        assert context is None or context.verify_mode == ssl.CERT_NONE
     async with AsyncDeploymentManager(api_key=KEY, base_url=url, verify_ssl=True) as fw:
-        assert ssl_context(fw, url).verify_mode == ssl.CERT_REQUIRED
+        assert verifies(ssl_context(fw, url))
     with pytest.raises(InvalidConfigError):
         AsyncDeploymentManager(api_key=KEY, base_url=url, verify_ssl="no")  # type: ignore[arg-type]
 
