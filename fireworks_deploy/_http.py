@@ -160,6 +160,13 @@ def _connection_error(
     return error
 
 
+def _not_sent(shown: str, method: str, url: httpx.URL, why: str) -> APITimeoutError:
+    """The error for an attempt that never left: the deadline came first."""
+    error = APITimeoutError(f"{shown} was not sent: {why}.", method=method, url=str(url))
+    error.request_sent = False
+    return error
+
+
 def _origin(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.netloc.decode('ascii', 'replace')}"
 
@@ -320,43 +327,47 @@ class HTTPClient:
         it raises `ServerUnreachableError`, and any answer from the origin resets it.
         """
         self._binding.check()
-        budget = deadline.cap(attempt_timeout_s)
         shown = f"{method} {url}"
-        if budget <= 0:
-            expired = APITimeoutError(
-                f"{shown} was not sent: the operation's deadline had passed.",
-                method=method,
-                url=str(url),
-            )
-            expired.request_sent = False
-            raise expired
+        if deadline.cap(attempt_timeout_s) <= 0:
+            raise _not_sent(shown, method, url, "the operation's deadline had passed")
         client = self._client_for(url)
         self._insecure.check(url)
         headers = self.auth_headers(gateway=gateway)
         if extra_headers:
             headers.update(extra_headers)
         content = None if json_body is None else json.dumps(json_body).encode()
-        request = client.build_request(
-            method,
-            url,
-            content=content,
-            headers=headers,
-            timeout=httpx.Timeout(budget, connect=min(budget, self.timeouts.connect_s)),
-        )
-        logger.debug("sending %s", shown)
-        count_request()  # for the operation this request belongs to (`_observe`)
+        gate = self._gate_for_loop()
+        # Queueing for a slot in the concurrency gate is bounded by the deadline only: the
+        # attempt's own budget starts when the request can be sent, so a fetch queued behind
+        # thousands of others is not spent before it leaves.
+        acquired = False
+        with anyio.move_on_after(deadline.remaining()):
+            await gate.acquire()
+            acquired = True
+        if not acquired:
+            raise _not_sent(shown, method, url, "the deadline passed while it waited for a slot")
         try:
-            # Waiting for a slot in the concurrency gate counts against the attempt's budget.
+            budget = deadline.cap(attempt_timeout_s)
+            if budget <= 0:
+                raise _not_sent(shown, method, url, "the operation's deadline had passed")
+            request = client.build_request(
+                method,
+                url,
+                content=content,
+                headers=headers,
+                timeout=httpx.Timeout(budget, connect=min(budget, self.timeouts.connect_s)),
+            )
+            logger.debug("sending %s", shown)
+            count_request()  # for the operation this request belongs to (`_observe`)
             with anyio.fail_after(budget):
-                async with self._gate_for_loop():
-                    response = await client.send(request, stream=True)
-                    deadline.connected(_origin(url))
-                    try:
-                        body = await read_body(response, method, url, self.max_response_bytes)
-                    finally:
-                        # A no-op once the body is read whole; otherwise it drops the
-                        # connection (httpcore shields that from cancellation itself).
-                        await response.aclose()
+                response = await client.send(request, stream=True)
+                deadline.connected(_origin(url))
+                try:
+                    body = await read_body(response, method, url, self.max_response_bytes)
+                finally:
+                    # A no-op once the body is read whole; otherwise it drops the
+                    # connection (httpcore shields that from cancellation itself).
+                    await response.aclose()
         except httpx.ConnectError as exc:
             budget_s = self.timeouts.connect_budget_s
             raise _not_connected(exc, method, url, deadline, budget_s) from exc
@@ -368,6 +379,8 @@ class HTTPClient:
             raise _connection_error(APITimeoutError, shown, method, url, exc, sent=True) from exc
         except httpx.TransportError as exc:
             raise _connection_error(APIConnectionError, shown, method, url, exc, sent=True) from exc
+        finally:
+            gate.release()
         # What `aread()` would have stored; the body was read (and bounded) by us instead.
         response._content = body
         logger.debug("%s -> %s", shown, response.status_code)

@@ -873,3 +873,36 @@ class TestDefaultHeaders:
         route = router.get("/v1/thing").respond(json={})
         await client.request("GET", URL, deadline=Deadline(5))
         assert route.calls.last.request.headers["accept-encoding"] == "gzip, deflate"
+
+
+async def test_attempt_budget_starts_when_a_slot_is_free() -> None:
+    """A request queued behind a full concurrency gate gets its whole attempt budget once it
+    can be sent: waiting for a slot is bounded by the deadline, not by the attempt timeout."""
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(0.2)
+        return httpx.Response(200, json={"ok": True})
+
+    client = HTTPClient(
+        api_key=resolve_api_key(API_KEY),
+        additional_headers={},
+        verify_ssl=None,
+        transport=httpx.MockTransport(slow),
+        max_concurrency=1,
+        timeouts=Timeouts(control_plane_s=1.0, operation_s=60.0),
+        retry=RetryPolicy(),
+    )
+    url = httpx.URL(f"{BASE_URL}/v1/accounts")
+    answers: list[int] = []
+
+    async def one() -> None:
+        response = await client.request("GET", url, deadline=Deadline(60.0), retry=False)
+        answers.append(response.status_code)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):  # the last one queues ~1.4 s, longer than its 1 s attempt budget
+                tg.start_soon(one)
+    finally:
+        await client.aclose()
+    assert answers == [200] * 8
