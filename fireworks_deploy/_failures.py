@@ -26,6 +26,7 @@ from ._config import RetryPolicy
 from ._errors import (
     APIConnectionError,
     APIStatusError,
+    NotFireworksAPIError,
     ResponseValidationError,
     ServerUnreachableError,
 )
@@ -226,7 +227,8 @@ class PollErrors:
     One garbled answer (a proxy hiccup, a truncated body) should not end a long wait; a server
     that keeps answering something unreadable should, with that error, not at the deadline.
     Neither does a host that is not there: `ServerUnreachableError` (raised once the connect
-    budget is spent) ends the wait. Each error waited out is logged (`log_retry`), at WARNING
+    budget is spent) ends the wait, and so does a web page where the API should answer
+    (`NotFireworksAPIError`). Each error waited out is logged (`log_retry`), at WARNING
     from the `WARN_AFTER_FAILURES`-th in a row.
     """
 
@@ -240,6 +242,8 @@ class PollErrors:
         """True to keep polling after `error`, False to raise it."""
         if is_transient(error, not_found_ok=self._not_found_ok):
             absorbed = True
+        elif isinstance(error, NotFireworksAPIError):
+            absorbed = False  # a web page where the API should be: waiting changes nothing
         elif isinstance(error, ResponseValidationError):
             self._unreadable += 1
             absorbed = self._unreadable <= self._unreadable_limit
