@@ -162,25 +162,10 @@ class ServerUnreachableError(APIConnectionError):
 
 class ResponseValidationError(APIError, ValueError):
     """The server answered 2xx with a body we cannot read (a `ValueError`, as a JSON decode
-    error or the official client's account check is)."""
+    error or the official client's account check is).
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str | None = None,
-        url: str | None = None,
-        body: Any = None,
-    ) -> None:
-        super().__init__(message, method=method, url=url)
-        self.body = body
-
-
-class ResponseBodyError(ResponseValidationError):
-    """The HTTP body could not be decoded: an unknown or corrupt content coding.
-
-    Carries what is known of the answer: `status_code` and `content_type`. (A body that
-    decodes but is not usable JSON raises the plain `ResponseValidationError`.)
+    `body` is what was kept of the answer (redacted); `status_code` and `content_type` are set
+    where they are known.
     """
 
     def __init__(
@@ -193,9 +178,18 @@ class ResponseBodyError(ResponseValidationError):
         status_code: int | None = None,
         content_type: str | None = None,
     ) -> None:
-        super().__init__(message, method=method, url=url, body=body)
+        super().__init__(message, method=method, url=url)
+        self.body = body
         self.status_code = status_code
         self.content_type = content_type
+
+
+class ResponseBodyError(ResponseValidationError):
+    """The HTTP body could not be decoded: an unknown or corrupt content coding.
+
+    Carries what is known of the answer: `status_code` and `content_type`. (A body that
+    decodes but is not usable JSON raises the plain `ResponseValidationError`.)
+    """
 
 
 class ResponseTooLargeError(ResponseBodyError):
@@ -233,20 +227,6 @@ class NotFireworksAPIError(ResponseValidationError):
     hot-load URLs). Carries `status_code`, `content_type` and the start of the body (`body`,
     redacted).
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str | None = None,
-        url: str | None = None,
-        body: Any = None,
-        status_code: int | None = None,
-        content_type: str | None = None,
-    ) -> None:
-        super().__init__(message, method=method, url=url, body=body)
-        self.status_code = status_code
-        self.content_type = content_type
 
 
 class APIStatusError(APIError, httpx.HTTPStatusError):
