@@ -41,6 +41,7 @@ PEERS: dict[str, Peer] = {
     for p in (
         Peer("async", "fireworks_deploy AsyncDeploymentManager"),
         Peer("async_httpcore", "AsyncDeploymentManager, FIREWORKS_DEPLOY_TRANSPORT=httpcore"),
+        Peer("async_short", "fireworks_deploy AsyncDeploymentManager, 1 s loads"),
         Peer("async_each", "fireworks_deploy async, one wait_for_ready per deployment"),
         Peer("sync", "fireworks_deploy DeploymentManager (sync facade)"),
         Peer(

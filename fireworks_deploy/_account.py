@@ -12,6 +12,8 @@ from ._urls import build_url
 
 __all__ = ["Account"]
 
+_MAX_CACHED_URLS = 4096
+
 
 class Account:
     """The account id, resolved at most once (`GET /v1/accounts?pageSize=2`) if not given.
@@ -24,6 +26,8 @@ class Account:
         self._base_url = base_url
         self.id = None if account_id is None else _wire.validate_account_id(account_id)
         self._lock: anyio.Lock | None = None
+        #: Built URLs by path: parsing one costs more than the rest of a poll's bookkeeping.
+        self._urls: dict[str, httpx.URL] = {}
 
     async def resolve(self, deadline: Deadline) -> str:
         if self.id is not None:
@@ -39,5 +43,11 @@ class Account:
 
     async def url(self, path: str, deadline: Deadline) -> httpx.URL:
         """`{base_url}/v1/accounts/{account}/{path}`."""
-        account = await self.resolve(deadline)
-        return build_url(self._base_url, f"/v1/accounts/{account}/{path}")
+        account = self.id if self.id is not None else await self.resolve(deadline)
+        full = f"/v1/accounts/{account}/{path}"
+        url = self._urls.get(full)
+        if url is None:
+            if len(self._urls) >= _MAX_CACHED_URLS:
+                self._urls.clear()
+            url = self._urls[full] = build_url(self._base_url, full)
+        return url

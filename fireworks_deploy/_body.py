@@ -90,7 +90,8 @@ def load_json(content: bytes) -> tuple[Any, str | None]:
         return None, None
     # Each object or array costs ~60-90 bytes once parsed (30x its two or three bytes of
     # text): bound their number before parsing, counting brackets in strings too.
-    if content.count(b"{") + content.count(b"[") > MAX_JSON_CONTAINERS:
+    containers = content.count(b"{") + content.count(b"[")
+    if containers > MAX_JSON_CONTAINERS:
         return None, f"has more than {MAX_JSON_CONTAINERS} objects and arrays"
     try:
         value = json.loads(content)
@@ -98,7 +99,8 @@ def load_json(content: bytes) -> tuple[Any, str | None]:
         return None, "is nested too deeply"
     except (ValueError, UnicodeDecodeError):
         return None, NOT_JSON
-    if json_too_deep(value):
+    # Fewer brackets than levels allowed cannot nest too deep: most answers skip the walk.
+    if containers > MAX_JSON_DEPTH and json_too_deep(value):
         return None, f"is nested more than {MAX_JSON_DEPTH} levels deep"
     return value, None
 
@@ -281,7 +283,12 @@ async def read_body(response: httpx.Response, method: str, url: httpx.URL, limit
             raise too_large(f"{int(declared)} bytes (Content-Length)")
     body = bytearray()
     try:
-        async for chunk in response.aiter_raw():
+        # The transport's stream itself: `aiter_raw()` would re-chunk and re-wrap every read.
+        response.is_stream_consumed = True
+        stream = response.stream
+        if not isinstance(stream, httpx.AsyncByteStream):
+            raise TypeError("read_body reads the streams of async transports only.")
+        async for chunk in stream:
             data = chunk if inflater is None else inflater.inflate(chunk, limit - len(body) + 1)
             if len(body) + len(data) > limit:
                 raise too_large("more than that")

@@ -23,7 +23,7 @@ from ._models import (
     MetadataLike,
     validate_deployment_id,
 )
-from ._observe import observed
+from ._observe import counting_requests, observed
 from ._polling import PollSchedule
 
 __all__ = [
@@ -135,8 +135,10 @@ async def wait_for_ready_many(
     """One list read (per page of 200) per poll covers the whole fleet; CREATING ones are probed.
 
     Rounds keep the caller's interval grid. A CREATING deployment whose list entry shows a
-    ready replica is probed every round; the others share a budget of a tenth of the fleet
-    per round, least recently probed first, so probes stay near the list reads in number.
+    ready replica is probed every round. The others (which may serve while still CREATING)
+    are probed least recently probed first, out of what is left of a polling budget of a
+    tenth of the fleet per interval once the list reads are counted (`PROBE_SHARE`; at least
+    `MIN_PROBES` per interval), so the whole wait sends about N / 10 requests per interval.
     """
     started = time.monotonic()
     grid = attrs.evolve(schedule, backoff=False, expected_at=None, origin=started)
@@ -144,7 +146,8 @@ async def wait_for_ready_many(
     last_seen: dict[str, DeploymentInfo] = {}
     pending = set(ids)
     probed_round: dict[str, int] = {}
-    budget = max(1, math.ceil(len(ids) * PROBE_SHARE))
+    per_interval = len(ids) * PROBE_SHARE
+    pages_read = probes_sent = 0
     poll = 0
     errors = PollErrors()
     while pending:
@@ -152,9 +155,11 @@ async def wait_for_ready_many(
         gap = grid.next_at(round_at, poll) - round_at
         poll += 1
         try:
-            listed = {
-                info.deployment_id: info for info in await deployments.list(deadline, retry=False)
-            }
+            with counting_requests() as pages:
+                listed = {
+                    info.deployment_id: info
+                    for info in await deployments.list(deadline, retry=False)
+                }
         except Exception as exc:
             if not errors.absorbs(exc):
                 for i in pending:
@@ -164,13 +169,17 @@ async def wait_for_ready_many(
             gap = max(gap, error_retry_after(exc) or 0.0)
         else:
             errors.ok()
+            pages_read += pages.count
             last_seen.update({i: listed[i] for i in pending if i in listed})
+            intervals = (time.monotonic() - started) / grid.max_s
+            allowed = max(per_interval * intervals - pages_read, MIN_PROBES * intervals)
             creating = _to_probe(
                 [i for i in pending if i in listed and listed[i].state == DeploymentState.CREATING],
                 listed,
                 probed_round,
-                budget,
+                math.floor(allowed - probes_sent),
             )
+            probes_sent += len(creating)
             probed_round.update(dict.fromkeys(creating, poll))
             probes: dict[str, bool] = {}
             probe_errors: dict[str, Exception] = {}
@@ -212,8 +221,10 @@ async def wait_for_ready_many(
     return _finish(ids, outcomes, started, "wait_for_ready_many", return_exceptions)
 
 
-#: The share of a fleet probed per round among CREATING deployments with no ready replica.
+#: Polling requests (list pages and probes) per interval, as a share of the fleet.
 PROBE_SHARE = 0.1
+#: Probes per interval however small the fleet (one every four intervals).
+MIN_PROBES = 0.25
 
 
 def _to_probe(
@@ -223,13 +234,14 @@ def _to_probe(
     budget: int,
 ) -> list[str]:
     """Which CREATING deployments to probe this round: every one the list shows with a ready
-    replica, then up to `budget` others, least recently probed (never probed first)."""
+    replica, then others, least recently probed (never probed first), while `budget` (which
+    the first ones count against) lasts."""
     likely = [i for i in creating if (listed[i].replica_count or 0) > 0]
     others = sorted(
         (i for i in creating if (listed[i].replica_count or 0) <= 0),
         key=lambda i: (probed_round.get(i, 0), i),
     )
-    return likely + others[:budget]
+    return likely + others[: max(0, budget - len(likely))]
 
 
 async def _probe_into(

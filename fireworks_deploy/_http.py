@@ -21,6 +21,7 @@ to retry) it forms the HTTP layer. What it guarantees whatever a server sends:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import logging
 import random
@@ -81,6 +82,16 @@ __all__ = ["HTTPClient", "Response", "server_message", "status_error"]
 
 logger = logging.getLogger(__name__)
 
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("fireworks-deploy")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+#: Sent with every request unless the caller's `additional_headers` name another.
+USER_AGENT = f"fireworks-deploy/{_package_version()} python-httpx/{httpx.__version__}"
 #: How much of a server's message goes into an exception's one-line message.
 MESSAGE_CHARS = 500
 #: Error statuses that say "busy, try again": a proxy's HTML page with one of them is still
@@ -202,7 +213,7 @@ def _not_connected(
 
 
 class HTTPClient:
-    """Pooled `httpx.AsyncClient`s (one per origin) behind one concurrency gate.
+    """Pooled httpx transports (one per origin) behind one concurrency gate.
 
     Created lazily on the loop that first uses them, and bound to it; closed by `aclose()`.
     `max_response_bytes` bounds every response body after decompression (default
@@ -224,7 +235,12 @@ class HTTPClient:
         self._api_key = api_key
         self._additional_headers = dict(additional_headers)
         self._explicit = frozenset(name.lower() for name in additional_headers)
-        defaults = {"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+        defaults = {
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
         self._headers = {
             **{k: v for k, v in defaults.items() if k.lower() not in self._explicit},
             **additional_headers,
@@ -237,8 +253,9 @@ class HTTPClient:
         self.timeouts = timeouts
         self.retry = retry
         self.max_response_bytes = check_max_response_bytes(max_response_bytes)
-        self._clients: dict[tuple[str, str, int | None], httpx.AsyncClient] = {}
+        self._transports: dict[tuple[str, str, int | None], httpx.AsyncBaseTransport] = {}
         self._gate: anyio.Semaphore | None = None
+        self._scope_class: type[anyio.CancelScope] = anyio.CancelScope
         self._closed = False
         self._binding = LoopBinding()
         self._insecure = InsecureTransportCheck(transport)
@@ -261,39 +278,31 @@ class HTTPClient:
         """The caller's extra headers, as given (our defaults not included)."""
         return self._additional_headers
 
-    def _client_for(self, url: httpx.URL) -> httpx.AsyncClient:
+    def _transport_for(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
         if self._closed:
             raise ManagerClosedError("This manager is closed; create a new one.")
         key = ("*", "", None) if self._transport is not None else (url.scheme, url.host, url.port)
-        client = self._clients.get(key)
-        if client is None:
-            limits = httpx.Limits(
-                max_connections=self._max_concurrency,
-                max_keepalive_connections=self._max_concurrency,
-                keepalive_expiry=30.0,
-            )
+        transport = self._transports.get(key)
+        if transport is None:
             transport = self._transport
             if transport is None:
+                limits = httpx.Limits(
+                    max_connections=self._max_concurrency,
+                    max_keepalive_connections=self._max_concurrency,
+                    keepalive_expiry=30.0,
+                )
                 # aiohttp (the `fast` extra) on asyncio, else httpcore (`_transport`).
                 transport = default_transport(
                     self._transport_choice, verify=self._verify, limits=limits
-                )
-            client = httpx.AsyncClient(
-                transport=transport,
-                verify=self._verify,
-                limits=limits,
-                follow_redirects=False,
-                trust_env=False,
-                timeout=httpx.Timeout(
-                    self.timeouts.control_plane_s, connect=self.timeouts.connect_s
-                ),
-            )
-            self._clients[key] = client
-        return client
+                ) or httpx.AsyncHTTPTransport(verify=self._verify, limits=limits, trust_env=False)
+            self._transports[key] = transport
+        return transport
 
     def _gate_for_loop(self) -> anyio.Semaphore:
         if self._gate is None:
             self._gate = anyio.Semaphore(self._max_concurrency)
+            # The running backend's own class: `anyio.CancelScope()` looks it up every time.
+            self._scope_class = type(anyio.CancelScope())
         return self._gate
 
     def auth_headers(self, *, gateway: bool) -> dict[str, str]:
@@ -330,38 +339,43 @@ class HTTPClient:
         shown = f"{method} {url}"
         if deadline.cap(attempt_timeout_s) <= 0:
             raise _not_sent(shown, method, url, "the operation's deadline had passed")
-        client = self._client_for(url)
+        transport = self._transport_for(url)
         self._insecure.check(url)
         headers = self.auth_headers(gateway=gateway)
         if extra_headers:
             headers.update(extra_headers)
         content = None if json_body is None else json.dumps(json_body).encode()
         gate = self._gate_for_loop()
-        # Queueing for a slot in the concurrency gate is bounded by the deadline only: the
-        # attempt's own budget starts when the request can be sent, so a fetch queued behind
-        # thousands of others is not spent before it leaves.
+        # One cancel scope bounds the attempt: first by the operation's deadline only, while
+        # the request queues for a slot in the concurrency gate (so a fetch queued behind
+        # thousands of others is not spent before it leaves), then by the attempt's budget,
+        # from the moment the request can be sent.
+        scope = self._scope_class(deadline=anyio.current_time() + deadline.remaining())
         acquired = False
-        with anyio.move_on_after(deadline.remaining()):
-            await gate.acquire()
-            acquired = True
-        if not acquired:
-            raise _not_sent(shown, method, url, "the deadline passed while it waited for a slot")
         try:
-            budget = deadline.cap(attempt_timeout_s)
-            if budget <= 0:
-                raise _not_sent(shown, method, url, "the operation's deadline had passed")
-            request = client.build_request(
-                method,
-                url,
-                content=content,
-                headers=headers,
-                timeout=httpx.Timeout(budget, connect=min(budget, self.timeouts.connect_s)),
-            )
-            logger.debug("sending %s", shown)
-            count_request()  # for the operation this request belongs to (`_observe`)
-            with anyio.fail_after(budget):
-                response = await client.send(request, stream=True)
-                deadline.connected(_origin(url))
+            with scope:
+                try:
+                    gate.acquire_nowait()
+                except anyio.WouldBlock:
+                    await gate.acquire()
+                acquired = True
+                budget = deadline.cap(attempt_timeout_s)
+                if budget <= 0:
+                    raise _not_sent(shown, method, url, "the operation's deadline had passed")
+                scope.deadline = anyio.current_time() + budget
+                connect = min(budget, self.timeouts.connect_s)
+                timeout = {"connect": connect, "read": budget, "write": budget, "pool": budget}
+                request = httpx.Request(
+                    method, url, content=content, headers=headers, extensions={"timeout": timeout}
+                )
+                logger.debug("sending %s", shown)
+                count_request()  # for the operation this request belongs to (`_observe`)
+                # Straight to the transport: no cookies, auth, redirects or hooks to apply, so
+                # `httpx.AsyncClient.send` would only add cost (a cookie jar walk per answer).
+                response = await transport.handle_async_request(request)
+                response.request = request
+                if deadline.reaching:
+                    deadline.connected(_origin(url))
                 try:
                     body = await read_body(response, method, url, self.max_response_bytes)
                 finally:
@@ -380,7 +394,17 @@ class HTTPClient:
         except httpx.TransportError as exc:
             raise _connection_error(APIConnectionError, shown, method, url, exc, sent=True) from exc
         finally:
-            gate.release()
+            if acquired:
+                gate.release()
+        if scope.cancelled_caught:
+            if not acquired:
+                raise _not_sent(
+                    shown, method, url, "the deadline passed while it waited for a slot"
+                )
+            timed_out = TimeoutError()
+            raise _connection_error(
+                APITimeoutError, shown, method, url, timed_out, sent=True
+            ) from timed_out
         # What `aread()` would have stored; the body was read (and bounded) by us instead.
         response._content = body
         logger.debug("%s -> %s", shown, response.status_code)
@@ -475,24 +499,24 @@ class HTTPClient:
             await self.sleep(delay)
 
     async def aclose(self) -> None:
-        """Close every pooled client. Errors are raised, not swallowed.
+        """Close every connection pool. Errors are raised, not swallowed.
 
         From an event loop other than the first one: if that first loop is still open,
         `EventLoopMismatchError` is raised and nothing is closed (close it there); if it has
         ended, the client is marked closed and its connections are abandoned with a warning.
         """
-        if self._clients and self._binding.must_abandon():
+        if self._transports and self._binding.must_abandon():
             # The first loop is gone: nothing can close its connections any more.
             logger.warning(
-                "Closing a manager whose event loop has ended: its %d pooled client(s) "
+                "Closing a manager whose event loop has ended: its %d connection pool(s) "
                 "are abandoned, not closed.",
-                len(self._clients),
+                len(self._transports),
             )
             self._closed = True
-            self._clients = {}
+            self._transports = {}
             return
         self._closed = True
-        clients, self._clients = list(self._clients.values()), {}
+        transports, self._transports = list(self._transports.values()), {}
         with anyio.CancelScope(shield=True):
-            for client in clients:
-                await client.aclose()
+            for transport in transports:
+                await transport.aclose()

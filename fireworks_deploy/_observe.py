@@ -66,6 +66,7 @@ SPAN_PREFIX = "fireworks_deploy."
 #: Where spans come from; None without opentelemetry-api. A `ProxyTracer` until the
 #: application sets a tracer provider, then that provider's tracer.
 _tracer: Tracer | None = None if _otel_trace is None else _otel_trace.get_tracer("fireworks_deploy")
+_DEFAULT_TRACER = _tracer
 
 
 class RequestTally:
@@ -116,16 +117,31 @@ def observed(
 
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            deployment_id, fleet = find_ids(args, kwargs)
             started = time.monotonic()
-            with counting_requests() as tally, _span(operation, deployment_id, fleet) as span:
-                try:
-                    result = await func(*args, **kwargs)
-                except BaseException as exc:
-                    _report(operation, deployment_id, fleet, started, tally, span, exc)
-                    raise
-                _report(operation, deployment_id, fleet, started, tally, span, None)
-                return result
+            tally = RequestTally(_tally.get())
+            token = _tally.set(tally)
+            try:
+                tracer = _active_tracer()
+                if tracer is None:
+                    try:
+                        result = await func(*args, **kwargs)
+                    except BaseException as exc:
+                        _report(operation, find_ids(args, kwargs), started, tally, None, exc)
+                        raise
+                    if logger.isEnabledFor(logging.DEBUG):
+                        _report(operation, find_ids(args, kwargs), started, tally, None, None)
+                    return result
+                ids = find_ids(args, kwargs)
+                with _span(tracer, operation, *ids) as span:
+                    try:
+                        result = await func(*args, **kwargs)
+                    except BaseException as exc:
+                        _report(operation, ids, started, tally, span, exc)
+                        raise
+                    _report(operation, ids, started, tally, span, None)
+                    return result
+            finally:
+                _tally.reset(token)
 
         return wrapper
 
@@ -183,14 +199,24 @@ def _valid_ids(value: object) -> tuple[str, ...] | None:
     return ids if len(ids) == len(value) else None
 
 
+def _active_tracer() -> Tracer | None:
+    """The tracer to record spans with; None when every span would be a no-op (no
+    opentelemetry, or its API with no tracer provider set)."""
+    tracer = _tracer
+    if (
+        tracer is not None
+        and tracer is _DEFAULT_TRACER
+        and _otel_trace is not None
+        and isinstance(_otel_trace.get_tracer_provider(), _otel_trace.ProxyTracerProvider)
+    ):
+        return None
+    return tracer
+
+
 @contextlib.contextmanager
 def _span(
-    operation: str, deployment_id: str | None, fleet: tuple[str, ...] | None
-) -> Iterator[Span | None]:
-    tracer = _tracer
-    if tracer is None:
-        yield None
-        return
+    tracer: Tracer, operation: str, deployment_id: str | None, fleet: tuple[str, ...] | None
+) -> Iterator[Span]:
     attributes: dict[str, str | Sequence[str]] = {"fireworks.operation": operation}
     if deployment_id is not None:
         attributes["fireworks.deployment_id"] = deployment_id
@@ -208,13 +234,13 @@ def _span(
 
 def _report(
     operation: str,
-    deployment_id: str | None,
-    fleet: tuple[str, ...] | None,
+    ids: tuple[str | None, tuple[str, ...] | None],
     started: float,
     tally: RequestTally,
     span: Span | None,
     error: BaseException | None,
 ) -> None:
+    deployment_id, fleet = ids
     elapsed = time.monotonic() - started
     outcome = "ok" if error is None else type(error).__name__
     if error is None or not isinstance(error, Exception):

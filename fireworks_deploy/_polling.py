@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -295,34 +294,40 @@ class HotloadTiming:
     """Learned hot-load durations (seconds after the POST), per deployment and kind.
 
     An RL loop hot-loads every step, so the next load of the same kind (base or delta) usually
-    takes about as long as the last few. A duration bracketed by two polls close together is
-    "tight"; one known only as "done by the first poll that saw it" is an upper bound, which is
-    shrunk on each use until a poll lands before completion and brackets it.
+    takes about as long as the last few. Each finished load leaves an estimate of when it could
+    first have been done: the middle of the two polls around completion when they were close
+    ("tight"), else the last poll that saw it not done. A load already done at its first poll
+    only bounds the duration from above: that bound is shrunk, so the next load is polled
+    earlier until a poll brackets it again.
+
+    The prediction is the earliest of the recent estimates: loads that vary from step to step
+    are polled from their fastest recent time on, so most are seen within a dense gap of
+    finishing, and the schedule's half-the-overshoot gaps keep a slower one cheap.
     """
 
     TIGHT_S = 0.25
-    MARGIN_S = 0.05
     SHRINK = 0.8
 
     def __init__(self, keep: int = 5) -> None:
         self._keep = keep
-        self._tight: dict[tuple[str | None, bool], deque[float]] = {}
-        self._upper: dict[tuple[str | None, bool], deque[float]] = {}
+        self._seen: dict[tuple[str | None, bool], deque[float]] = {}
 
     def record(self, deployment_id: str, is_delta: bool, lower: float | None, upper: float) -> None:
-        tight = lower is not None and upper - lower <= self.TIGHT_S
-        table = self._tight if tight else self._upper
-        value = (upper + lower) / 2 if tight and lower is not None else upper
+        """A load finished: it was not done at `lower` (None: no poll saw it running) and
+        done at `upper`."""
+        if lower is None:
+            estimate = upper * self.SHRINK
+        elif upper - lower <= self.TIGHT_S:
+            estimate = (upper + lower) / 2
+        else:
+            estimate = lower
         for key in ((deployment_id, is_delta), (None, is_delta)):
-            table.setdefault(key, deque(maxlen=self._keep)).append(value)
-            if tight:
-                self._upper.pop(key, None)
+            self._seen.setdefault(key, deque(maxlen=self._keep)).append(estimate)
 
     def predict(self, deployment_id: str, is_delta: bool) -> float | None:
-        """Seconds after the POST at which the load should be done, or None if unknown."""
+        """Seconds after the POST at which to poll first, or None if nothing was learned."""
         for key in ((deployment_id, is_delta), (None, is_delta)):
-            if key in self._tight:
-                return statistics.median(self._tight[key]) + self.MARGIN_S
-            if key in self._upper:
-                return min(self._upper[key]) * self.SHRINK
+            seen = self._seen.get(key)
+            if seen:
+                return min(seen)
         return None

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -85,6 +86,7 @@ def may_quote_key(content: bytes, secret: str) -> bool:
     return re.search(whole_value, content) is not None
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback(host: str) -> bool:
     """localhost (and *.localhost), 127.0.0.0/8 and ::1 (IPv4-mapped included)."""
     host = host.strip("[]").rstrip(".").lower()

@@ -187,13 +187,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         verify: bool | ssl.SSLContext = True,
         limits: httpx.Limits | None = None,
     ) -> None:
-        if isinstance(verify, ssl.SSLContext):
-            self._ssl: ssl.SSLContext | bool = verify
-        else:
-            self._ssl = httpx.create_ssl_context(verify=verify) if verify else False
+        self._verify = verify
         self._limits = limits or httpx.Limits()
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+
+    @functools.cached_property
+    def _ssl(self) -> ssl.SSLContext | bool:
+        """The TLS settings, made on the first https:// request (loading the CA bundle costs
+        tens of milliseconds that plain-http use, such as a local plane, never needs)."""
+        verify = self._verify
+        if isinstance(verify, ssl.SSLContext):
+            return verify
+        return httpx.create_ssl_context(verify=verify) if verify else False
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -205,7 +211,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 limit=self._limits.max_connections or 0,
                 limit_per_host=0,
                 keepalive_timeout=self._limits.keepalive_expiry or 0,
-                ssl=self._ssl,
                 # The thread-pool resolver raises socket.gaierror, which `_failures` reads.
                 resolver=aiohttp.ThreadedResolver(),
             )
@@ -248,6 +253,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 auto_decompress=False,
+                ssl=self._ssl if request.url.scheme == "https" else True,
                 compress=False,
                 timeout=timeout,
             )

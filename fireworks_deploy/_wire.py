@@ -110,12 +110,17 @@ def _objects_only(fn: Any) -> Any:
 
 # DeploymentInfo: every field is read from its camelCase key (snake_case accepted as fallback).
 _DEPLOYMENT_FIELDS = [f.name for f in attrs.fields(DeploymentInfo) if f.name != "raw"]
+_DEPLOYMENT_KEYS = tuple((camel(n), snake(camel(n))) for n in _DEPLOYMENT_FIELDS)
 _DEPLOYMENT_OVERRIDES: dict[str, Any] = {n: override(rename=camel(n)) for n in _DEPLOYMENT_FIELDS}
 _converter.register_structure_hook(
     DeploymentInfo,
     _objects_only(
         make_dict_structure_fn(
-            DeploymentInfo, _converter, raw=override(omit=True), **_DEPLOYMENT_OVERRIDES
+            DeploymentInfo,
+            _converter,
+            # The answer as sent, a copy made by `deployment_from_wire`: taken as it is.
+            raw=override(struct_hook=lambda value, _: value),
+            **_DEPLOYMENT_OVERRIDES,
         )
     ),
 )
@@ -165,11 +170,13 @@ def _mapping(payload: Any, what: str) -> Mapping[str, Any]:
     return payload
 
 
-def _clean_scalars(payload: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
-    """Pick `keys` (camelCase, or snake_case as fallback); nested objects are not scalars."""
+def _clean_scalars(payload: Mapping[str, Any], keys: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Pick `keys` ((camelCase, snake_case) pairs, the latter a fallback)."""
     picked: dict[str, Any] = {}
-    for key in keys:
-        value = payload.get(key, payload.get(snake(key)))
+    for key, fallback in keys:
+        value = payload.get(key)
+        if value is None:
+            value = payload.get(fallback)
         if value is not None:
             picked[key] = value
     return picked
@@ -191,7 +198,7 @@ def deployment_from_wire(
             )
     if name.startswith("accounts/"):
         account_id = name.split("/")[1] or account_id
-    data = _clean_scalars(body, [camel(n) for n in _DEPLOYMENT_FIELDS])
+    data = _clean_scalars(body, _DEPLOYMENT_KEYS)
     placement = body.get("placement")
     if "region" not in data and isinstance(placement, Mapping) and placement.get("region"):
         data["region"] = placement["region"]
@@ -200,9 +207,8 @@ def deployment_from_wire(
         if isinstance(value, int) and not isinstance(value, bool):
             data[key] = str(value)  # proto3 JSON may send an enum as its number
     data.setdefault("state", "UNKNOWN")
-    data.update(name=name, deploymentId=deployment_id, accountId=account_id)
-    info = _structure(data, DeploymentInfo, f"deployment {deployment_id!r}")
-    return attrs.evolve(info, raw=dict(body))
+    data.update(name=name, deploymentId=deployment_id, accountId=account_id, raw=dict(body))
+    return _structure(data, DeploymentInfo, f"deployment {deployment_id!r}")
 
 
 def deployments_page_from_wire(

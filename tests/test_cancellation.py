@@ -92,11 +92,11 @@ def reach(plane: LocalControlPlane, mode: str) -> Iterator[tuple[str, httpx.ASGI
 def busy_connections(fw: AsyncDeploymentManager) -> int:
     """Pooled connections that are neither idle nor closed (a request still on them)."""
     busy = 0
-    for client in fw._http._clients.values():
-        session = getattr(client._transport, "_session", None)  # the aiohttp transport
+    for transport in fw._http._transports.values():
+        session = getattr(transport, "_session", None)  # the aiohttp transport
         if session is not None:
             busy += len(session.connector._acquired)
-        pool = getattr(client._transport, "_pool", None)
+        pool = getattr(transport, "_pool", None)
         for conn in getattr(pool, "connections", []):
             if not (conn.is_idle() or conn.is_closed()):
                 busy += 1

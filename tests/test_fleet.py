@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -81,6 +82,44 @@ class TestWaitForReadyMany:
         assert result["a"].value is not None
         assert result["a"].value.state == "CREATING"
         assert probe.call_count == 1
+
+    async def test_probes_keep_to_a_tenth_of_the_fleet_per_interval(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """CREATING deployments whose list entry shows no ready replica share a budget: list
+        reads and probes together stay near N / 10 per interval, and the probes go round the
+        fleet (least recently probed first) instead of hitting the same ones."""
+        ids = [f"c{i:02d}" for i in range(40)]
+        listing = router.get(LIST_PATH).mock(side_effect=lister({i: ["CREATING"] for i in ids}))
+        probe = router.post(COMPLETIONS_PATH).respond(503)
+        started = time.monotonic()
+        with pytest.raises(FleetError):
+            await manager.wait_for_ready_many(ids, timeout_s=1.0, poll_interval_s=0.1)
+        intervals = (time.monotonic() - started) / 0.1
+        assert probe.call_count > 0
+        assert listing.call_count + probe.call_count <= 0.1 * len(ids) * intervals + 1
+        probed = [json.loads(call.request.content)["model"] for call in probe.calls]
+        assert len(set(probed)) == len(probed)
+
+    async def test_a_listed_ready_replica_is_probed_every_round(
+        self, manager: AsyncDeploymentManager, router: respx.Router
+    ) -> None:
+        """A CREATING deployment the list shows with a ready replica may already serve: it is
+        probed every round, whatever the budget."""
+        ids = [f"c{i:02d}" for i in range(40)]
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            deployments = [
+                deployment_json(i, "CREATING", replicaCount=1 if i == "c00" else 0) for i in ids
+            ]
+            return httpx.Response(200, json={"deployments": deployments, "nextPageToken": ""})
+
+        listing = router.get(LIST_PATH).mock(side_effect=answer)
+        probe = router.post(COMPLETIONS_PATH).respond(503)
+        with pytest.raises(FleetError):
+            await manager.wait_for_ready_many(ids, timeout_s=0.6, poll_interval_s=0.1)
+        probed = [json.loads(call.request.content)["model"] for call in probe.calls]
+        assert sum(model.endswith("/c00") for model in probed) == listing.call_count
 
     async def test_per_deployment_outcomes(
         self, manager: AsyncDeploymentManager, router: respx.Router

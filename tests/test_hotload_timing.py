@@ -57,17 +57,40 @@ class TestHotloadTiming:
         """Nothing is predicted before a load of that kind was seen."""
         assert HotloadTiming().predict("d1", True) is None
 
-    def test_tight_bracket_predicts_its_midpoint_plus_margin(self) -> None:
-        """Two polls 0.1 s apart around completion give a tight estimate."""
+    def test_tight_bracket_predicts_its_midpoint(self) -> None:
+        """Two polls 0.1 s apart around completion give a tight estimate: their midpoint."""
         timing = HotloadTiming()
         timing.record("d1", True, 0.9, 1.0)
-        assert timing.predict("d1", True) == pytest.approx(0.95 + HotloadTiming.MARGIN_S)
+        assert timing.predict("d1", True) == pytest.approx(0.95)
+
+    def test_loose_bracket_predicts_its_last_running_poll(self) -> None:
+        """Polls far apart only say the load was still running at the earlier one: the next
+        load is polled from there on, so a poll can bracket it closely."""
+        timing = HotloadTiming()
+        timing.record("d1", True, 5.0, 6.8)
+        assert timing.predict("d1", True) == pytest.approx(5.0)
 
     def test_loose_upper_bound_is_shrunk(self) -> None:
-        """An upper bound alone is shrunk so that a later poll can bracket the real duration."""
+        """A load done at its first poll bounds the duration from above only: that bound is
+        shrunk, so the next load is polled earlier."""
         timing = HotloadTiming()
         timing.record("d1", False, None, 2.0)
         assert timing.predict("d1", False) == pytest.approx(2.0 * HotloadTiming.SHRINK)
+
+    def test_varying_loads_are_polled_from_the_fastest_recent_one(self) -> None:
+        """Loads whose duration varies by step converge: the prediction is the earliest recent
+        estimate, and it stays put while loads keep within their usual range."""
+        timing = HotloadTiming()
+        for lower, upper in [(5.0, 5.15), (5.3, 5.45), (5.15, 5.3), (5.2, 5.35)]:
+            timing.record("d1", True, lower, upper)
+        assert timing.predict("d1", True) == pytest.approx(5.075)
+
+    def test_a_faster_load_moves_the_prediction_earlier(self) -> None:
+        """A load already done at the predicted time pulls later predictions earlier."""
+        timing = HotloadTiming()
+        timing.record("d1", True, 5.0, 5.1)
+        timing.record("d1", True, None, 5.05)  # done at the first poll: it was faster
+        assert timing.predict("d1", True) == pytest.approx(5.05 * HotloadTiming.SHRINK)
 
     def test_kinds_are_kept_apart(self) -> None:
         """Base loads and deltas are learned separately."""
