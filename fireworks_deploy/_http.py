@@ -212,8 +212,30 @@ def _not_connected(
     )
 
 
+class _NoCookies(httpx.Cookies):
+    """The API sets no cookies: answers are not walked for them (a cookie jar walk per answer
+    costs more than the rest of httpx's work on it)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+class _APIClient(httpx.AsyncClient):
+    """An `httpx.AsyncClient` for a JSON API: no cookie jar."""
+
+    _NO_COOKIES = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        raise AttributeError("This client keeps no cookies.")
+
+
 class HTTPClient:
-    """Pooled httpx transports (one per origin) behind one concurrency gate.
+    """Pooled `httpx.AsyncClient`s (one per origin) behind one concurrency gate.
 
     Created lazily on the loop that first uses them, and bound to it; closed by `aclose()`.
     `max_response_bytes` bounds every response body after decompression (default
@@ -253,7 +275,7 @@ class HTTPClient:
         self.timeouts = timeouts
         self.retry = retry
         self.max_response_bytes = check_max_response_bytes(max_response_bytes)
-        self._transports: dict[tuple[str, str, int | None], httpx.AsyncBaseTransport] = {}
+        self._clients: dict[tuple[str, str, int | None], httpx.AsyncClient] = {}
         self._gate: anyio.Semaphore | None = None
         self._scope_class: type[anyio.CancelScope] = anyio.CancelScope
         self._closed = False
@@ -278,25 +300,35 @@ class HTTPClient:
         """The caller's extra headers, as given (our defaults not included)."""
         return self._additional_headers
 
-    def _transport_for(self, url: httpx.URL) -> httpx.AsyncBaseTransport:
+    def _client_for(self, url: httpx.URL) -> httpx.AsyncClient:
         if self._closed:
             raise ManagerClosedError("This manager is closed; create a new one.")
         key = ("*", "", None) if self._transport is not None else (url.scheme, url.host, url.port)
-        transport = self._transports.get(key)
-        if transport is None:
+        client = self._clients.get(key)
+        if client is None:
+            limits = httpx.Limits(
+                max_connections=self._max_concurrency,
+                max_keepalive_connections=self._max_concurrency,
+                keepalive_expiry=30.0,
+            )
             transport = self._transport
             if transport is None:
-                limits = httpx.Limits(
-                    max_connections=self._max_concurrency,
-                    max_keepalive_connections=self._max_concurrency,
-                    keepalive_expiry=30.0,
-                )
                 # aiohttp (the `fast` extra) on asyncio, else httpcore (`_transport`).
                 transport = default_transport(
                     self._transport_choice, verify=self._verify, limits=limits
-                ) or httpx.AsyncHTTPTransport(verify=self._verify, limits=limits, trust_env=False)
-            self._transports[key] = transport
-        return transport
+                )
+            client = _APIClient(
+                transport=transport,
+                verify=self._verify,
+                limits=limits,
+                follow_redirects=False,
+                trust_env=False,
+                timeout=httpx.Timeout(
+                    self.timeouts.control_plane_s, connect=self.timeouts.connect_s
+                ),
+            )
+            self._clients[key] = client
+        return client
 
     def _gate_for_loop(self) -> anyio.Semaphore:
         if self._gate is None:
@@ -339,7 +371,7 @@ class HTTPClient:
         shown = f"{method} {url}"
         if deadline.cap(attempt_timeout_s) <= 0:
             raise _not_sent(shown, method, url, "the operation's deadline had passed")
-        transport = self._transport_for(url)
+        client = self._client_for(url)
         self._insecure.check(url)
         headers = self.auth_headers(gateway=gateway)
         if extra_headers:
@@ -370,10 +402,7 @@ class HTTPClient:
                 )
                 logger.debug("sending %s", shown)
                 count_request()  # for the operation this request belongs to (`_observe`)
-                # Straight to the transport: no cookies, auth, redirects or hooks to apply, so
-                # `httpx.AsyncClient.send` would only add cost (a cookie jar walk per answer).
-                response = await transport.handle_async_request(request)
-                response.request = request
+                response = await client.send(request, stream=True)
                 if deadline.reaching:
                     deadline.connected(_origin(url))
                 try:
@@ -499,24 +528,24 @@ class HTTPClient:
             await self.sleep(delay)
 
     async def aclose(self) -> None:
-        """Close every connection pool. Errors are raised, not swallowed.
+        """Close every pooled client. Errors are raised, not swallowed.
 
         From an event loop other than the first one: if that first loop is still open,
         `EventLoopMismatchError` is raised and nothing is closed (close it there); if it has
         ended, the client is marked closed and its connections are abandoned with a warning.
         """
-        if self._transports and self._binding.must_abandon():
+        if self._clients and self._binding.must_abandon():
             # The first loop is gone: nothing can close its connections any more.
             logger.warning(
-                "Closing a manager whose event loop has ended: its %d connection pool(s) "
+                "Closing a manager whose event loop has ended: its %d pooled client(s) "
                 "are abandoned, not closed.",
-                len(self._transports),
+                len(self._clients),
             )
             self._closed = True
-            self._transports = {}
+            self._clients = {}
             return
         self._closed = True
-        transports, self._transports = list(self._transports.values()), {}
+        clients, self._clients = list(self._clients.values()), {}
         with anyio.CancelScope(shield=True):
-            for transport in transports:
-                await transport.aclose()
+            for client in clients:
+                await client.aclose()

@@ -92,7 +92,8 @@ def reach(plane: LocalControlPlane, mode: str) -> Iterator[tuple[str, httpx.ASGI
 def busy_connections(fw: AsyncDeploymentManager) -> int:
     """Pooled connections that are neither idle nor closed (a request still on them)."""
     busy = 0
-    for transport in fw._http._transports.values():
+    for client in fw._http._clients.values():
+        transport = client._transport
         session = getattr(transport, "_session", None)  # the aiohttp transport
         if session is not None:
             busy += len(session.connector._acquired)

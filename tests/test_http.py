@@ -139,6 +139,32 @@ class TestHeaders:
         assert headers["authorization"] == f"Bearer {API_KEY}"
         assert headers["x-api-key"] == API_KEY
 
+    async def test_identifies_itself_and_asks_for_json(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """Every request names the SDK (and httpx) in User-Agent and accepts JSON."""
+        route = router.get("/v1/thing").respond(json={})
+        await client.request("GET", URL, deadline=Deadline(5))
+        headers = route.calls.last.request.headers
+        assert re.fullmatch(r"fireworks-deploy/\S+ python-httpx/\S+", headers["user-agent"])
+        assert headers["accept"] == "application/json"
+
+    async def test_cookies_a_server_sets_are_never_sent_back(
+        self, client: HTTPClient, router: respx.Router
+    ) -> None:
+        """The API keeps no session in cookies: a Set-Cookie (from a proxy, or anyone on the
+        path) is not stored, so no later request carries it."""
+        route = router.get("/v1/thing").mock(
+            side_effect=[
+                httpx.Response(200, json={}, headers={"Set-Cookie": "session=abc; Path=/"}),
+                httpx.Response(200, json={}),
+            ]
+        )
+        await client.request("GET", URL, deadline=Deadline(5))
+        await client.request("GET", URL, deadline=Deadline(5))
+        assert route.call_count == 2
+        assert "cookie" not in route.calls.last.request.headers
+
     @pytest.mark.parametrize(
         "headers",
         [

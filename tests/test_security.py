@@ -234,7 +234,7 @@ def test_cli_output_never_shows_the_key(
 
 def ssl_context(fw: AsyncDeploymentManager, url: str) -> ssl.SSLContext | None:
     """The TLS context the manager's transport uses for `url` (None: TLS verification off)."""
-    transport = fw._http._transport_for(httpx.URL(url))
+    transport = fw._http._client_for(httpx.URL(url))._transport
     if isinstance(transport, AiohttpTransport):  # the `fast` extra: False means "do not verify"
         setting = transport._ssl
         return setting if isinstance(setting, ssl.SSLContext) else None

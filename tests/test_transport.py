@@ -113,7 +113,7 @@ async def _transport_types(base_url: str, **kwargs: Any) -> list[str]:
         api_key=API_KEY, base_url=base_url, account_id="local", **kwargs
     ) as fw:
         await fw.get("d1")
-        return [type(t).__name__ for t in fw._http._transports.values()]
+        return [type(c._transport).__name__ for c in fw._http._clients.values()]
 
 
 @pytest.mark.parametrize("forced", ["", "httpcore", "aiohttp"])

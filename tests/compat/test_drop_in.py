@@ -186,7 +186,7 @@ def test_every_official_attribute(ours: type, name: str) -> None:
     else:
         mgr = ours(api_key="k", base_url="http://local.test", transport=plane.transport())
         getattr(mgr, name)  # no I/O: nothing to close until a request is made
-        assert not mgr._http._transports
+        assert not mgr._http._clients
 
 
 def test_deployment_config_fields_order_and_defaults() -> None:
