@@ -145,9 +145,9 @@ class _ReplicaBook:
 #: the time waited so far, so a first load is seen at most ~30% of its duration late.
 FIRST_LOAD_GROWTH = 1.3
 #: Once a load's duration is learned, polls from its predicted completion on come this far
-#: apart (then at half the overshoot): a load is seen ~0.08 s after it finished, on average,
+#: apart (then at half the overshoot): a load is seen ~0.1 s after it finished, on average,
 #: for two or three polls when durations vary by a few tenths of a second from step to step.
-LEARNED_DENSE_S = 0.15
+LEARNED_DENSE_S = 0.2
 
 
 def _schedule(
