@@ -35,6 +35,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextvars import ContextVar
@@ -199,16 +200,25 @@ def _valid_ids(value: object) -> tuple[str, ...] | None:
     return ids if len(ids) == len(value) else None
 
 
+#: While no tracer provider is set, look for one again at most this often (the look-up reads
+#: the environment, which costs more than the rest of an operation's bookkeeping).
+PROVIDER_RECHECK_S = 1.0
+_no_provider_until = -math.inf
+
+
 def _active_tracer() -> Tracer | None:
     """The tracer to record spans with; None when every span would be a no-op (no
-    opentelemetry, or its API with no tracer provider set)."""
+    opentelemetry, or its API with no tracer provider set: one set later takes effect within
+    `PROVIDER_RECHECK_S`)."""
+    global _no_provider_until  # noqa: PLW0603 - a cache of the provider look-up
     tracer = _tracer
-    if (
-        tracer is not None
-        and tracer is _DEFAULT_TRACER
-        and _otel_trace is not None
-        and isinstance(_otel_trace.get_tracer_provider(), _otel_trace.ProxyTracerProvider)
-    ):
+    if tracer is None or tracer is not _DEFAULT_TRACER or _otel_trace is None:
+        return tracer
+    now = time.monotonic()
+    if now < _no_provider_until:
+        return None
+    if isinstance(_otel_trace.get_tracer_provider(), _otel_trace.ProxyTracerProvider):
+        _no_provider_until = now + PROVIDER_RECHECK_S
         return None
     return tracer
 

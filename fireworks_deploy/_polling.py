@@ -126,8 +126,9 @@ class _Channel:
     def __init__(self, first_at: float, *, calm: bool) -> None:
         self.latest: Observation[object] | None = None
         self.version = 0
-        self.changed = anyio.Event()
-        self.wake = anyio.Event()
+        #: Made when someone waits on them (most channels have one waiter, who leads).
+        self.changed: anyio.Event | None = None
+        self.wake: anyio.Event | None = None
         self.leader = False
         self.next_fetch_at = first_at
         #: The start of the poll grid (the first poll), and whether the extra early polls are
@@ -162,6 +163,20 @@ class PollHub:
         self._random = rng or random.Random()  # noqa: S311 (jitter, not a secret)
         #: Fetches made, for tests and benchmarks.
         self.fetches = 0
+        # The running backend's own classes, found on first use: `anyio.Event()` and
+        # `anyio.CancelScope()` look the backend up on every call.
+        self._event_class: Callable[[], anyio.Event] | None = None
+        self._scope_class: type[anyio.CancelScope] = anyio.CancelScope
+
+    def _event(self) -> anyio.Event:
+        if self._event_class is None:
+            self._event_class = type(anyio.Event())
+            self._scope_class = type(anyio.CancelScope())
+        return self._event_class()
+
+    def _within(self, seconds: float) -> anyio.CancelScope:
+        """`anyio.move_on_after(seconds)`, without its two backend look-ups."""
+        return self._scope_class(deadline=anyio.current_time() + seconds)
 
     def waiters(self, key: Hashable) -> int:
         channel = self._channels.get(key)
@@ -234,8 +249,10 @@ class PollHub:
                         channel.leader = False
                         _fire(channel, "changed")
                 else:
+                    if channel.changed is None:
+                        channel.changed = self._event()
                     changed = channel.changed
-                    with anyio.move_on_after(deadline.remaining()):
+                    with self._within(deadline.remaining()):
                         await changed.wait()
         finally:
             channel.waiters -= 1
@@ -255,8 +272,10 @@ class PollHub:
             if remaining <= 0:
                 return
             # A waiter that joins wakes us early; our own deadline may end the wait first.
+            if channel.wake is None:
+                channel.wake = self._event()
             wake = channel.wake
-            with anyio.move_on_after(min(delay, remaining)):
+            with self._within(min(delay, remaining)):
                 await wake.wait()
         if deadline.expired:
             return  # a fetch now could only fail with "deadline passed" and mask the last status
@@ -285,9 +304,11 @@ class PollHub:
 
 
 def _fire(channel: _Channel, name: str) -> None:
-    event: anyio.Event = getattr(channel, name)
-    setattr(channel, name, anyio.Event())
-    event.set()
+    """Wake whoever waits on the channel's `name` event; the next wait makes a new one."""
+    event: anyio.Event | None = getattr(channel, name)
+    if event is not None:
+        setattr(channel, name, None)
+        event.set()
 
 
 class HotloadTiming:

@@ -409,6 +409,44 @@ class TestSpans:
         )
         assert result.returncode == 0, result.stderr
 
+    def test_a_tracer_provider_set_later_is_used(self) -> None:
+        """Until the application sets a tracer provider no span is started (they would all be
+        no-ops); one set after the manager is in use records spans within a second."""
+        script = """
+import asyncio, time
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from fireworks_deploy import AsyncDeploymentManager, DeploymentConfig
+from fireworks_deploy.local import LocalControlPlane
+
+async def main():
+    plane = LocalControlPlane(boot_seconds=0.0)
+    exporter = InMemorySpanExporter()
+    async with AsyncDeploymentManager(
+        api_key="k", base_url="http://local.test", transport=plane.transport()
+    ) as fw:
+        await fw.create_or_get(DeploymentConfig("d1", "m"))
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        time.sleep(1.1)
+        await fw.get("d1")
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert names == ["fireworks_deploy.get"], names
+
+asyncio.run(main())
+"""
+        result = subprocess.run(  # noqa: S603 - our own interpreter and a script we wrote
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+
 
 class TestCounting:
     def test_tallies_nest(self) -> None:
