@@ -54,6 +54,7 @@ PEERS: dict[str, Peer] = {
         Peer("httpx_sync", "bare httpx.Client (floor)"),
         Peer("httpx_async", "bare httpx.AsyncClient, pooled keep-alive (floor)"),
         Peer("aiohttp", "bare aiohttp.ClientSession, pooled keep-alive (fast floor)"),
+        Peer("httpx_aiohttp", "bare httpx.AsyncClient over our AiohttpTransport (httpx's layer)"),
     )
 }
 
