@@ -91,18 +91,22 @@ def count_request() -> None:
         tally = tally.parent
 
 
-@contextlib.contextmanager
-def counting_requests() -> Iterator[RequestTally]:
+class counting_requests:  # noqa: N801 - used as a function: `with counting_requests() as t:`
     """Count the requests sent inside the block (by this task and the tasks it starts).
 
-    Blocks nest: an inner tally's requests also count for the outer ones.
+    Blocks nest: an inner tally's requests also count for the outer ones. A class, not a
+    generator: every operation of the SDK opens one.
     """
-    tally = RequestTally(_tally.get())
-    token = _tally.set(tally)
-    try:
-        yield tally
-    finally:
-        _tally.reset(token)
+
+    __slots__ = ("_tally", "_token")
+
+    def __enter__(self) -> RequestTally:
+        self._tally = RequestTally(_tally.get())
+        self._token = _tally.set(self._tally)
+        return self._tally
+
+    def __exit__(self, *exc: object) -> None:
+        _tally.reset(self._token)
 
 
 def observed(
@@ -119,37 +123,32 @@ def observed(
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             started = time.monotonic()
-            tally = RequestTally(_tally.get())
-            token = _tally.set(tally)
-            try:
-                tracer = _active_tracer()
-                if tracer is None:
-                    try:
-                        result = await func(*args, **kwargs)
-                    except BaseException as exc:
-                        _report(operation, find_ids(args, kwargs), started, tally, None, exc)
-                        raise
-                    if logger.isEnabledFor(logging.DEBUG):
-                        _report(operation, find_ids(args, kwargs), started, tally, None, None)
-                    return result
+            tracer = _active_tracer()
+            # The ids are worked out only when a span or a log record needs them.
+            ids: _Ids | None = None
+            spanning: contextlib.AbstractContextManager[Span | None] = contextlib.nullcontext()
+            if tracer is not None:
                 ids = find_ids(args, kwargs)
-                with _span(tracer, operation, *ids) as span:
-                    try:
-                        result = await func(*args, **kwargs)
-                    except BaseException as exc:
-                        _report(operation, ids, started, tally, span, exc)
-                        raise
+                spanning = _span(tracer, operation, *ids)
+            with counting_requests() as tally, spanning as span:
+                try:
+                    result = await func(*args, **kwargs)
+                except BaseException as exc:
+                    ids = ids or find_ids(args, kwargs)
+                    _report(operation, ids, started, tally, span, exc)
+                    raise
+                if span is not None or logger.isEnabledFor(logging.DEBUG):
+                    ids = ids or find_ids(args, kwargs)
                     _report(operation, ids, started, tally, span, None)
-                    return result
-            finally:
-                _tally.reset(token)
+                return result
 
         return wrapper
 
     return decorate
 
 
-_IdFinder = Callable[[tuple[Any, ...], dict[str, Any]], tuple[str | None, tuple[str, ...] | None]]
+_Ids = tuple[str | None, tuple[str, ...] | None]
+_IdFinder = Callable[[tuple[Any, ...], dict[str, Any]], _Ids]
 
 
 def _id_finder(signature: inspect.Signature) -> _IdFinder:
@@ -244,7 +243,7 @@ def _span(
 
 def _report(
     operation: str,
-    ids: tuple[str | None, tuple[str, ...] | None],
+    ids: _Ids,
     started: float,
     tally: RequestTally,
     span: Span | None,
