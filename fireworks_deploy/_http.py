@@ -73,7 +73,7 @@ from ._failures import (
     parse_retry_after,
     unreachable_cause,
 )
-from ._loops import LoopBinding
+from ._loops import Backend, LoopBinding
 from ._observe import count_request
 from ._secrets import InsecureTransportCheck, redact_in_logs
 from ._transport import default_transport, transport_choice
@@ -277,7 +277,7 @@ class HTTPClient:
         self.max_response_bytes = check_max_response_bytes(max_response_bytes)
         self._clients: dict[tuple[str, str, int | None], httpx.AsyncClient] = {}
         self._gate: anyio.Semaphore | None = None
-        self._scope_class: type[anyio.CancelScope] = anyio.CancelScope
+        self._backend: Backend | None = None
         self._closed = False
         self._binding = LoopBinding()
         self._insecure = InsecureTransportCheck(transport)
@@ -330,12 +330,11 @@ class HTTPClient:
             self._clients[key] = client
         return client
 
-    def _gate_for_loop(self) -> anyio.Semaphore:
-        if self._gate is None:
+    def _gate_for_loop(self) -> tuple[anyio.Semaphore, Backend]:
+        if self._gate is None or self._backend is None:
             self._gate = anyio.Semaphore(self._max_concurrency)
-            # The running backend's own class: `anyio.CancelScope()` looks it up every time.
-            self._scope_class = type(anyio.CancelScope())
-        return self._gate
+            self._backend = Backend.current()
+        return self._gate, self._backend
 
     def auth_headers(self, *, gateway: bool) -> dict[str, str]:
         """Every request's headers: the environment's (read now, so a change applies to the
@@ -377,12 +376,12 @@ class HTTPClient:
         if extra_headers:
             headers.update(extra_headers)
         content = None if json_body is None else json.dumps(json_body).encode()
-        gate = self._gate_for_loop()
+        gate, backend = self._gate_for_loop()
         # One cancel scope bounds the attempt: first by the operation's deadline only, while
         # the request queues for a slot in the concurrency gate (so a fetch queued behind
         # thousands of others is not spent before it leaves), then by the attempt's budget,
         # from the moment the request can be sent.
-        scope = self._scope_class(deadline=anyio.current_time() + deadline.remaining())
+        scope = backend.move_on_after(deadline.remaining())
         acquired = False
         try:
             with scope:

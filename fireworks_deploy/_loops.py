@@ -1,4 +1,5 @@
-"""Binding pooled connections to the asyncio event loop that first used them.
+"""Binding pooled connections to the asyncio event loop that first used them, and the running
+backend's own classes.
 
 Connections belong to the loop that opened them; used or closed from another loop they fail
 deep inside the pool. `LoopBinding` turns that into `EventLoopMismatchError`. Another anyio
@@ -9,10 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
+
+import anyio
+import attrs
 
 from ._errors import EventLoopMismatchError
 
-__all__ = ["LoopBinding", "current_loop"]
+__all__ = ["Backend", "LoopBinding", "current_loop"]
+
+
+@attrs.frozen
+class Backend:
+    """The running anyio backend's own `Event` and `CancelScope` classes.
+
+    `anyio.Event()` and `anyio.CancelScope()` (and so `anyio.move_on_after`) look the backend
+    up on every call; an object used on one event loop finds the classes once, with
+    `current()`, and makes its events and scopes from them on its hot paths.
+    """
+
+    event: Callable[[], anyio.Event]
+    scope: type[anyio.CancelScope]
+
+    @classmethod
+    def current(cls) -> Backend:
+        return cls(type(anyio.Event()), type(anyio.CancelScope()))
+
+    def move_on_after(self, seconds: float) -> anyio.CancelScope:
+        """`anyio.move_on_after(seconds)`, as a scope whose deadline may be moved later."""
+        return self.scope(deadline=anyio.current_time() + seconds)
 
 
 def current_loop() -> asyncio.AbstractEventLoop | None:

@@ -25,6 +25,7 @@ import attrs
 
 from ._config import POLL_INTERVAL_FLOOR_S, Deadline
 from ._errors import APIConnectionError
+from ._loops import Backend
 
 __all__ = ["HotloadTiming", "Observation", "PollHub", "PollSchedule", "describe_last"]
 
@@ -163,20 +164,12 @@ class PollHub:
         self._random = rng or random.Random()  # noqa: S311 (jitter, not a secret)
         #: Fetches made, for tests and benchmarks.
         self.fetches = 0
-        # The running backend's own classes, found on first use: `anyio.Event()` and
-        # `anyio.CancelScope()` look the backend up on every call.
-        self._event_class: Callable[[], anyio.Event] | None = None
-        self._scope_class: type[anyio.CancelScope] = anyio.CancelScope
+        self._backend: Backend | None = None
 
-    def _event(self) -> anyio.Event:
-        if self._event_class is None:
-            self._event_class = type(anyio.Event())
-            self._scope_class = type(anyio.CancelScope())
-        return self._event_class()
-
-    def _within(self, seconds: float) -> anyio.CancelScope:
-        """`anyio.move_on_after(seconds)`, without its two backend look-ups."""
-        return self._scope_class(deadline=anyio.current_time() + seconds)
+    def _backend_now(self) -> Backend:
+        if self._backend is None:
+            self._backend = Backend.current()
+        return self._backend
 
     def waiters(self, key: Hashable) -> int:
         channel = self._channels.get(key)
@@ -250,9 +243,9 @@ class PollHub:
                         _fire(channel, "changed")
                 else:
                     if channel.changed is None:
-                        channel.changed = self._event()
+                        channel.changed = self._backend_now().event()
                     changed = channel.changed
-                    with self._within(deadline.remaining()):
+                    with self._backend_now().move_on_after(deadline.remaining()):
                         await changed.wait()
         finally:
             channel.waiters -= 1
@@ -273,9 +266,9 @@ class PollHub:
                 return
             # A waiter that joins wakes us early; our own deadline may end the wait first.
             if channel.wake is None:
-                channel.wake = self._event()
+                channel.wake = self._backend_now().event()
             wake = channel.wake
-            with self._within(min(delay, remaining)):
+            with self._backend_now().move_on_after(min(delay, remaining)):
                 await wake.wait()
         if deadline.expired:
             return  # a fetch now could only fail with "deadline passed" and mask the last status

@@ -44,6 +44,7 @@ import sniffio
 from anyio.from_thread import BlockingPortal
 
 from ._errors import ManagerClosedError
+from ._loops import Backend
 
 __all__ = ["LoopThread"]
 
@@ -162,8 +163,7 @@ class LoopThread:
     async def _serve(self, started: concurrent.futures.Future[None]) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        # The backend's own class: `anyio.CancelScope()` looks the backend up on every call.
-        self._new_scope = type(anyio.CancelScope())
+        self._new_scope = Backend.current().scope
         async with BlockingPortal() as portal:
             self.portal = portal
             started.set_result(None)
