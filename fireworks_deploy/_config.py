@@ -181,12 +181,6 @@ class Deadline:
         now = self._clock()
         return self._unreachable.setdefault(origin, now + budget_s) - now
 
-    @property
-    def reaching(self) -> bool:
-        """Whether some origin of this operation has refused (or not resolved) since it
-        last answered."""
-        return bool(self._unreachable)
-
     def connected(self, origin: str) -> None:
         """`origin` answered (or at least accepted a connection): its connect budget resets."""
         self._unreachable.pop(origin, None)

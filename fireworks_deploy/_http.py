@@ -402,7 +402,7 @@ class HTTPClient:
                 logger.debug("sending %s", shown)
                 count_request()  # for the operation this request belongs to (`_observe`)
                 response = await client.send(request, stream=True)
-                if deadline.reaching:
+                if deadline.connect_retry_in() is not None:  # some origin refused before
                     deadline.connected(_origin(url))
                 try:
                     body = await read_body(response, method, url, self.max_response_bytes)
