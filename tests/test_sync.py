@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import os
@@ -11,6 +12,7 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -54,6 +56,32 @@ CALLER_VAR: contextvars.ContextVar[str] = contextvars.ContextVar("caller_var", d
 
 def portal_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "fireworks-deploy-portal"]
+
+
+@contextlib.contextmanager
+def ctrl_c_once(ready: threading.Event) -> Iterator[None]:
+    """Press Ctrl-C (SIGINT to the main thread) once `ready` is set, while the block runs.
+
+    Skips the test where that cannot be done: off the main thread, or with the runner's own
+    SIGINT handler in place.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread only")
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT handler replaced by the test runner")
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def interrupt() -> None:
+        if ready.wait(10):
+            signal.pthread_kill(main, signal.SIGINT)
+
+    timer = threading.Thread(target=interrupt)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.join(10)
 
 
 class TestBehaviour:
@@ -345,10 +373,6 @@ class TestLifecycle:
         self, sync_manager: DeploymentManager, router: respx.Router
     ) -> None:
         """SIGINT while blocked raises KeyboardInterrupt, stops polling, keeps the manager."""
-        if threading.current_thread() is not threading.main_thread():
-            pytest.skip("signals are delivered to the main thread only")
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            pytest.skip("SIGINT handler replaced by the test runner")
         polls = {"n": 0}
         twice = threading.Event()
 
@@ -360,19 +384,9 @@ class TestLifecycle:
 
         router.get(HOTLOAD_PATH).mock(side_effect=answer)
         router.get(dep_path("d")).respond(json=deployment_json("d"))
-        main = threading.main_thread().ident
-        assert main is not None
-
-        def interrupt() -> None:
-            if twice.wait(10):
-                signal.pthread_kill(main, signal.SIGINT)
-
-        timer = threading.Thread(target=interrupt)
-        timer.start()
         started = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_once(twice), pytest.raises(KeyboardInterrupt):
             sync_manager.wait_for_hotload("d", BASE_MODEL, "s1", timeout_seconds=30, **FAST)
-        timer.join(10)
         assert time.monotonic() - started < 10
         # The wait has unwound: its poll loop has no waiter left, and no poll follows.
         key = ("hotload", sync_manager.hotload_api_url, "d", BASE_MODEL)
@@ -469,10 +483,6 @@ class TestHop:
     ) -> None:
         """Ctrl-C during a shielded part: it runs to its end, then the call is cancelled, and
         KeyboardInterrupt is raised once the task has unwound; the manager stays usable."""
-        if threading.current_thread() is not threading.main_thread():
-            pytest.skip("signals are delivered to the main thread only")
-        if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            pytest.skip("SIGINT handler replaced by the test runner")
         router.get(dep_path("d")).respond(json=deployment_json("d"))
         inside = threading.Event()
         log: list[str] = []
@@ -487,19 +497,9 @@ class TestHop:
             await anyio.sleep_forever()
             log.append("not cancelled")
 
-        main = threading.main_thread().ident
-        assert main is not None
-
-        def interrupt() -> None:
-            if inside.wait(10):
-                signal.pthread_kill(main, signal.SIGINT)
-
-        timer = threading.Thread(target=interrupt)
-        timer.start()
         started = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_once(inside), pytest.raises(KeyboardInterrupt):
             sync_manager._runtime.call(operation)
-        timer.join(10)
         assert time.monotonic() - started < 10
         assert log == ["shielded part done"]
         assert sync_manager._portal.call(len, sync_manager._runtime._live) == 0

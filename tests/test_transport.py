@@ -116,27 +116,28 @@ async def _transport_types(base_url: str, **kwargs: Any) -> list[str]:
         return [type(c._transport).__name__ for c in fw._http._clients.values()]
 
 
-@pytest.mark.parametrize("forced", ["", "httpcore", "aiohttp"])
+@pytest.fixture(params=["", "httpcore", "aiohttp"])
+def forced(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`FIREWORKS_DEPLOY_TRANSPORT` set to each choice in turn ("" = unset)."""
+    choice: str = request.param
+    if choice == "aiohttp" and not aiohttp_available():
+        pytest.skip("the fast extra (aiohttp) is not installed")
+    monkeypatch.setenv(TRANSPORT_ENV, choice)
+    return choice
+
+
 async def test_the_manager_uses_the_chosen_transport(
-    plane_server: LocalServer, monkeypatch: pytest.MonkeyPatch, forced: str
+    plane_server: LocalServer, forced: str
 ) -> None:
     """Over loopback, the pooled clients run on the transport the rules pick."""
-    if forced == "aiohttp" and not aiohttp_available():
-        pytest.skip("the fast extra (aiohttp) is not installed")
-    monkeypatch.setenv(TRANSPORT_ENV, forced)
     expected = "AiohttpTransport" if forced != "httpcore" and aiohttp_available() else None
     assert await _transport_types(plane_server.base_url) == [
         expected or httpx.AsyncHTTPTransport.__name__
     ]
 
 
-@pytest.mark.parametrize("forced", ["", "httpcore", "aiohttp"])
-async def test_an_explicit_transport_wins(
-    plane_server: LocalServer, monkeypatch: pytest.MonkeyPatch, forced: str
-) -> None:
-    if forced == "aiohttp" and not aiohttp_available():
-        pytest.skip("the fast extra (aiohttp) is not installed")
-    monkeypatch.setenv(TRANSPORT_ENV, forced)
+async def test_an_explicit_transport_wins(plane_server: LocalServer, forced: str) -> None:
+    """A `transport=` given to the manager is used whatever the environment asks for."""
     async with httpx.AsyncHTTPTransport() as explicit:
         assert await _transport_types(plane_server.base_url, transport=explicit) == [
             "AsyncHTTPTransport"

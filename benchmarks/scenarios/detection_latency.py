@@ -20,7 +20,7 @@ import statistics
 import time
 from typing import Any
 
-from .._clients import BASE_MODEL, Stopwatch, async_manager, run_async, sync_manager
+from .._clients import BASE_MODEL, Stopwatch, async_manager, run_async
 from .._harness import Measurement, Run
 from .._types import Mode, Row, Target, find
 
@@ -189,23 +189,3 @@ def client_async(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def client_async_short(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
     return client_async(base_url, params)
-
-
-def client_sync(base_url: str, params: dict[str, Any]) -> dict[str, Any]:
-    steps: dict[str, list[float]] = {}
-    with sync_manager(base_url) as m:
-        m.resolve_account_id()
-        with Stopwatch() as sw:
-            for step in range(params["steps"]):
-                identity = f"step-{step}"
-                called = time.monotonic()
-                m.hotload_and_wait(
-                    params["deployment_id"],
-                    BASE_MODEL,
-                    identity,
-                    delta_metadata(step),
-                    timeout_seconds=params["timeout_s"],
-                    poll_interval_s=params["poll_s"],
-                )
-                steps[identity] = [called, time.monotonic()]
-    return sw.result(steps=steps, ok=True)
