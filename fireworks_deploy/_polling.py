@@ -208,10 +208,13 @@ class PollHub:
                 channel.gap_index = 0
                 _fire(channel, "wake")
         channel.waiters += 1
+        changes: dict[str, Any] = {}
         if schedule.origin is None:
-            schedule = attrs.evolve(schedule, origin=channel.origin)
+            changes["origin"] = channel.origin
         if channel.calm and schedule.backoff:
-            schedule = attrs.evolve(schedule, backoff=False)
+            changes["backoff"] = False
+        if changes:
+            schedule = attrs.evolve(schedule, **changes)
         joined = now
         seen = -1
         last: Observation[T] | None = None
