@@ -411,15 +411,18 @@ class TestSpans:
 
     def test_a_tracer_provider_set_later_is_used(self) -> None:
         """Until the application sets a tracer provider no span is started (they would all be
-        no-ops); one set after the manager is in use records spans within a second."""
+        no-ops); one set after the manager is in use records spans once the look-up is made
+        again (here at the next operation: the recheck interval is set to 0)."""
         script = """
-import asyncio, time
+import asyncio
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from fireworks_deploy import AsyncDeploymentManager, DeploymentConfig
+from fireworks_deploy import AsyncDeploymentManager, DeploymentConfig, _observe
 from fireworks_deploy.local import LocalControlPlane
+
+_observe.PROVIDER_RECHECK_S = 0.0
 
 async def main():
     plane = LocalControlPlane(boot_seconds=0.0)
@@ -431,7 +434,6 @@ async def main():
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
-        time.sleep(1.1)
         await fw.get("d1")
     names = [span.name for span in exporter.get_finished_spans()]
     assert names == ["fireworks_deploy.get"], names
